@@ -1,0 +1,35 @@
+//! rswitch-codecs: audio codecs behind one [`Encoder`]/[`Decoder`] interface.
+//!
+//! Each codec states its sample rate and frame size; samples are 16-bit linear PCM, mono.
+//! This crate holds G.711 (µ-law and A-law, bit-exact with ITU-T G.711); the other codecs of
+//! the media engine join it behind the same traits. What it does not do: packetisation, RTP
+//! payload formats beyond the codec's own bytes, resampling or jitter buffering.
+
+pub mod g711;
+
+/// What a codec is, independent of any instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecInfo {
+    /// The SDP encoding name, e.g. `PCMU`.
+    pub name: &'static str,
+    /// Samples per second of the PCM side.
+    pub sample_rate: u32,
+    /// The RTP static payload type, if the codec has one.
+    pub static_payload_type: Option<u8>,
+    /// Samples per codec frame (for sample-based codecs, 1).
+    pub frame_samples: usize,
+}
+
+/// Turns PCM into codec bytes.
+pub trait Encoder: Send {
+    fn info(&self) -> CodecInfo;
+    /// Encodes `pcm` (a whole number of frames), appending the bytes to `out`.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>);
+}
+
+/// Turns codec bytes into PCM.
+pub trait Decoder: Send {
+    fn info(&self) -> CodecInfo;
+    /// Decodes `payload`, appending the samples to `out`.
+    fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>);
+}

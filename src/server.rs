@@ -1,0 +1,221 @@
+//! The process: open the database, seed it, build the first snapshot, bind the listeners,
+//! serve until SIGINT/SIGTERM, then drain and stop.
+//!
+//! This is a driver: it does the IO the layers below leave out (files, sockets, signals,
+//! tasks). SIGHUP runs Apply. What this module does not do: any protocol or call logic.
+#![allow(clippy::disallowed_methods)] // IO driver: spawns the listener tasks, reads clocks
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::api::{self, AppState, ServerInfo};
+use crate::config::{Config, redact_url};
+use crate::metrics::Metrics;
+use crate::pbx::live::{ApplyOutcome, LiveConfig};
+use crate::store::{ConnectOptions, Store, StoreError, seed};
+
+/// Name of the file in the data directory that receives a generated admin password.
+pub const INITIAL_ADMIN_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("can not listen on {addr} ({name}): {source}")]
+    Bind {
+        name: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signal handling: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Connects, migrates and seeds the database. A generated admin password is written to
+/// `<data_dir>/initial-admin-password` (mode 0600) and printed once in the log.
+///
+/// # Errors
+/// The data directory can not be created, or the database is unreachable or refuses.
+pub async fn open_database(config: &Config) -> Result<Store, ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let options = ConnectOptions {
+        retry_for: config.db.connect_retry,
+        max_connections: config.db.max_connections,
+    };
+    tracing::info!(url = %redact_url(config.db.url.expose()), "opening database");
+    let store = Store::connect(config.db.url.expose(), &options).await?;
+    store.migrate().await?;
+    let report = seed::seed(&store, config.admin.initial_password.as_ref()).await?;
+    if report.base_config_keys_added > 0 || report.extensions_created > 0 {
+        tracing::info!(
+            base_config_keys = report.base_config_keys_added,
+            extensions = report.extensions_created,
+            "seeded the database"
+        );
+    }
+    if let Some(admin) = report.initial_admin {
+        if admin.generated {
+            let path = config.data_dir.join(INITIAL_ADMIN_PASSWORD_FILE);
+            write_private_file(&path, &format!("{}\n", admin.password.expose())).map_err(
+                |source| ServeError::DataDir {
+                    path: path.display().to_string(),
+                    source,
+                },
+            )?;
+            // Printed exactly once, when the user is created; the operator must change it.
+            tracing::warn!(
+                username = %admin.username,
+                password = %admin.password.expose(),
+                file = %path.display(),
+                "created the administrator with a generated password; it is shown only now"
+            );
+        } else {
+            tracing::info!(username = %admin.username, "created the administrator with the configured initial password");
+        }
+    }
+    Ok(store)
+}
+
+/// Writes `contents` to a new file readable only by its owner.
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Start-up fails (database, listeners); once serving, only signal set-up can fail.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let store = open_database(&config).await?;
+    let (live, problems) = LiveConfig::load(&store).await?;
+    for p in &problems {
+        tracing::warn!(problem = %p, "configuration problem: row left out of the running configuration");
+    }
+    let live = Arc::new(live);
+
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for (name, addr) in std::iter::once(("http", config.http.listen))
+        .chain(config.http.extra_listen.iter().map(|a| ("http_extra", *a)))
+    {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { name, addr, source })?;
+        let local =
+            listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { name, addr, source })?;
+        tracing::info!(listener = name, address = %local, "listening");
+        bound.push((name.to_owned(), local));
+        listeners.push(listener);
+    }
+
+    let metrics = Arc::new(Metrics::default());
+    let state = AppState {
+        store: store.clone(),
+        live: live.clone(),
+        metrics: metrics.clone(),
+        info: Arc::new(ServerInfo {
+            started,
+            listeners: bound,
+        }),
+    };
+    let app = api::app(state);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    for listener in listeners {
+        let mut stop = stop_rx.clone();
+        let app = app.clone();
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+    }
+    tracing::info!(
+        snapshot = live.current().version,
+        backend = store.backend().as_str(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "rswitch is serving"
+    );
+
+    wait_for_stop(&store, &live, &metrics).await?;
+    tracing::info!(drain = ?config.shutdown.drain, "stopping: no new work accepted, draining");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown.drain, async {
+        while let Some(result) = servers.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "HTTP listener ended with an error");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("drain time over: closing the connections still open");
+        servers.abort_all();
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM; runs Apply on every SIGHUP meanwhile.
+async fn wait_for_stop(
+    store: &Store,
+    live: &LiveConfig,
+    metrics: &Metrics,
+) -> Result<(), ServeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+    loop {
+        tokio::select! {
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: applying the configuration");
+                match live.apply(store).await {
+                    Ok(ApplyOutcome::Applied { .. }) => Metrics::inc(&metrics.applies_ok),
+                    Ok(ApplyOutcome::Refused { .. }) => Metrics::inc(&metrics.applies_refused),
+                    Err(e) => {
+                        Metrics::inc(&metrics.applies_refused);
+                        tracing::error!(error = %e, "Apply failed: the database could not be read");
+                    }
+                }
+            }
+        }
+    }
+}

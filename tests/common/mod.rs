@@ -1,0 +1,169 @@
+//! Shared test helpers: a fresh database of either backend, and running the real binary.
+#![allow(dead_code)] // each test crate uses a part of these helpers
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rswitch::store::{ConnectOptions, Store};
+
+/// The backends every store test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, migrated database. SQLite lives in a temporary directory; PostgreSQL is a new
+/// database on the server named by `RSWITCH_TEST_PG_URL` (which `make test` starts).
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("RSWITCH_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "RSWITCH_TEST_PG_URL is not set: the PostgreSQL tests need a real server. \
+             Run them through `make test` (it starts a throwaway cluster with pg_virtualenv from \
+             the Debian package postgresql-common: apt-get install postgresql postgresql-common), \
+             or set RSWITCH_TEST_PG_URL=postgres://USER:PASSWORD@HOST:PORT/DB for a user that may \
+             create databases."
+        )
+    })
+}
+
+/// A URL for a brand-new database on the test PostgreSQL server.
+pub async fn fresh_postgres_url() -> String {
+    let admin_url = postgres_admin_url();
+    let name = format!("rswitch_test_{}", rand_suffix());
+    let admin = Store::connect(
+        &admin_url,
+        &ConnectOptions {
+            max_connections: 1,
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .expect("connect to the test PostgreSQL server");
+    admin
+        .execute_raw("database", &format!("create database {name}"))
+        .await
+        .expect("create a test database");
+    admin.close().await;
+    let (base, _db) = admin_url.rsplit_once('/').expect("URL has a database part");
+    format!("{base}/{name}")
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rswitch::secret::random_password().expose().to_lowercase()
+    )
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                (
+                    format!("sqlite://{}", dir.path().join("test.db").display()),
+                    Some(dir),
+                )
+            }
+            Backend::Postgres => (fresh_postgres_url().await, None),
+        };
+        let store = Store::connect(&url, &ConnectOptions::default())
+            .await
+            .expect("connect");
+        store
+            .migrate()
+            .await
+            .expect("migrations apply on an empty database");
+        TestDb {
+            store,
+            url,
+            _dir: dir,
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend for an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($crate::common::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+/// The `rswitch` binary built for these tests.
+pub fn rswitch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rswitch"))
+}
+
+/// A `Command` for the binary with a clean `RSWITCH_*` environment and quiet logs.
+pub fn rswitch_command(data_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(rswitch_bin());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RSWITCH_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("RSWITCH_DATA_DIR", data_dir)
+        .env("RSWITCH_LOG", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A running `rswitch serve`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub stderr_path: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}
