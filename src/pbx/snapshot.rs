@@ -375,7 +375,7 @@ impl<'a> Builder<'a> {
                         "route",
                         route.id,
                         "pattern",
-                        format!("{:?} does not compile: {e}", route.pattern),
+                        format!("`{}` does not compile: {e}", route.pattern),
                     );
                     None
                 }

@@ -178,17 +178,20 @@ impl Store {
             .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
         let started = tokio::time::Instant::now();
         let mut delay = Duration::from_millis(250);
+        // Probe with single connections (they fail fast when the server is down), then open
+        // the pool once the server answers.
         loop {
-            let attempt = PgPoolOptions::new()
-                .max_connections(options.max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(connect.clone())
-                .await;
+            let left = options.retry_for.saturating_sub(started.elapsed());
+            let attempt = tokio::time::timeout(
+                left.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+                sqlx::PgConnection::connect_with(&connect),
+            )
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
             match attempt {
-                Ok(pool) => {
-                    return Ok(Store {
-                        backend: Backend::Postgres(pool),
-                    });
+                Ok(probe) => {
+                    let _ = probe.close().await;
+                    break;
                 }
                 Err(err)
                     if is_transient(&err) && started.elapsed() + delay <= options.retry_for =>
@@ -205,6 +208,15 @@ impl Store {
                 }
             }
         }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Store {
+            backend: Backend::Postgres(pool),
+        })
     }
 
     pub fn backend(&self) -> BackendKind {

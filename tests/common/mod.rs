@@ -1,5 +1,6 @@
 //! Shared test helpers: a fresh database of either backend, and running the real binary.
 #![allow(dead_code)] // each test crate uses a part of these helpers
+#![allow(clippy::disallowed_methods)] // drives real processes: real clock, reader threads
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -135,7 +136,6 @@ pub fn rswitch_command(data_dir: &std::path::Path) -> Command {
 /// A running `rswitch serve`, killed when dropped.
 pub struct Server {
     pub child: Child,
-    pub stderr_path: PathBuf,
 }
 
 impl Drop for Server {
@@ -166,4 +166,91 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .map_or("", |(_, b)| b)
         .to_owned();
     Ok((status, body))
+}
+
+/// Log lines of a running server, read from its JSON log on stderr.
+pub struct LogReader {
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+    pub seen: Vec<serde_json::Value>,
+}
+
+impl LogReader {
+    /// Waits (up to `timeout`) for a log line whose message is `message`.
+    pub fn wait_for(&mut self, message: &str, timeout: Duration) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if line["fields"]["message"] == message {
+                return Some(line);
+            }
+        }
+    }
+}
+
+/// Starts `rswitch serve` from `cmd` with JSON logs at info level, waits until it serves, and
+/// returns it with its HTTP address.
+pub fn start_server(mut cmd: Command) -> (Server, LogReader, String) {
+    use std::io::BufRead;
+    cmd.arg("serve")
+        .env("RSWITCH_LOG", "info")
+        .env("RSWITCH_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    let mut child = cmd.spawn().expect("start rswitch serve");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({"fields": {"message": line}}));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    let server = Server { child };
+    let mut logs = LogReader {
+        lines: rx,
+        seen: Vec::new(),
+    };
+    let listening = logs
+        .wait_for("listening", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("server did not start listening; log: {:#?}", logs.seen));
+    let addr = listening["fields"]["address"]
+        .as_str()
+        .expect("address field")
+        .to_owned();
+    logs.wait_for("rswitch is serving", Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("server did not report serving; log: {:#?}", logs.seen));
+    (server, logs, addr)
+}
+
+/// Sends a signal to a child process with kill(1).
+pub fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} failed");
+}
+
+/// Waits for a child to exit, up to `timeout`; kills it and panics if it does not.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
