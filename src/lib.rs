@@ -30,4 +30,5 @@ pub mod metrics;
 pub mod pbx;
 pub mod secret;
 pub mod server;
+pub mod sip;
 pub mod store;

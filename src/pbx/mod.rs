@@ -5,4 +5,5 @@
 //! the dialplan executor and the applications build on it in later modules.
 
 pub mod live;
+pub mod registrar;
 pub mod snapshot;

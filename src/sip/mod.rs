@@ -1,0 +1,11 @@
+//! The SIP stack, written for rswitch (RFC 3261 and its extensions).
+//!
+//! `message` parses and prints SIP messages; `auth` does HTTP digest authentication (server
+//! and client). Both are sans-IO: no sockets, no clock, time passed in. Transactions,
+//! dialogs and transports build on them.
+
+pub mod auth;
+pub mod message;
+pub mod peer;
+pub mod transport;
+pub mod uas;
