@@ -9,7 +9,7 @@
 RUN_PACKAGES := pkg-config
 
 # Debian packages the test suite talks to (SIP peers such as sip-tester go here).
-TEST_PACKAGES := postgresql postgresql-common redis-server
+TEST_PACKAGES := postgresql postgresql-common redis-server sip-tester baresip-core
 
 # The cargo binary to use.
 CARGO ?= cargo

@@ -5,7 +5,10 @@
 //! What this module does not do: histograms or labels beyond what a counter needs.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sip::transport::TransportMetrics;
 
 /// Counters of the whole process.
 #[derive(Debug, Default)]
@@ -13,6 +16,8 @@ pub struct Metrics {
     pub applies_ok: AtomicU64,
     pub applies_refused: AtomicU64,
     pub http_requests: AtomicU64,
+    /// Counters of the SIP transports.
+    pub sip: Arc<TransportMetrics>,
 }
 
 /// Values read at scrape time.
@@ -97,6 +102,60 @@ impl Metrics {
             "HTTP requests received.",
             &[("", self.http_requests.load(Ordering::Relaxed).to_string())],
         );
+        let sip = &self.sip;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
+        for (name, kind, help, counter) in [
+            (
+                "rswitch_sip_messages_received_total",
+                "counter",
+                "SIP messages received.",
+                &sip.messages_received,
+            ),
+            (
+                "rswitch_sip_messages_sent_total",
+                "counter",
+                "SIP messages sent.",
+                &sip.messages_sent,
+            ),
+            (
+                "rswitch_sip_parse_errors_total",
+                "counter",
+                "SIP messages that did not parse.",
+                &sip.parse_errors,
+            ),
+            (
+                "rswitch_sip_responses_dropped_total",
+                "counter",
+                "Unparseable SIP messages dropped without an answer.",
+                &sip.responses_dropped,
+            ),
+            (
+                "rswitch_sip_rate_limited_total",
+                "counter",
+                "SIP messages dropped by the per-source rate limit.",
+                &sip.rate_limited,
+            ),
+            (
+                "rswitch_sip_framing_errors_total",
+                "counter",
+                "Stream connections closed for a framing error.",
+                &sip.framing_errors,
+            ),
+            (
+                "rswitch_sip_connections_refused_total",
+                "counter",
+                "Stream connections refused by the per-source limit.",
+                &sip.connections_refused,
+            ),
+            (
+                "rswitch_sip_connections_open",
+                "gauge",
+                "Open SIP stream connections.",
+                &sip.connections_open,
+            ),
+        ] {
+            metric(name, kind, help, &[("", load(counter))]);
+        }
         out
     }
 }

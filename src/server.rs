@@ -19,6 +19,9 @@ use crate::api::{self, AppState, ServerInfo};
 use crate::config::{Config, redact_url};
 use crate::metrics::Metrics;
 use crate::pbx::live::{ApplyOutcome, LiveConfig};
+use crate::pbx::registrar::RegistrarConfig;
+use crate::pbx::sip_service::{self, SipServiceConfig};
+use crate::sip::transport::{self, ListenAddrs, TlsSetupError, TransportSettings};
 use crate::store::{ConnectOptions, Store, StoreError, seed};
 
 /// Name of the file in the data directory that receives a generated admin password.
@@ -45,6 +48,10 @@ pub enum ServeError {
     },
     #[error("signal handling: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("SIP TLS: {0}")]
+    Tls(#[from] TlsSetupError),
+    #[error("can not start the SIP listeners: {0}")]
+    SipBind(#[source] std::io::Error),
 }
 
 /// Connects, migrates and seeds the database. A generated admin password is written to
@@ -139,6 +146,56 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
 
     let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let tls_config = match (&config.sip.tls_cert, &config.sip.tls_key) {
+        (Some(cert), Some(key)) => Some(transport::load_tls_config(cert, key)?),
+        _ => None,
+    };
+    let listen = ListenAddrs {
+        udp: config.sip.udp,
+        tcp: config.sip.tcp,
+        ws: config.sip.ws,
+        tls: config.sip.tls,
+        wss: config.sip.wss,
+        tls_config,
+    };
+    let (sip_transport, sip_bound, inbound) = transport::start(
+        TransportSettings::default(),
+        &listen,
+        metrics.sip.clone(),
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(ServeError::SipBind)?;
+    for (name, local) in &sip_bound {
+        tracing::info!(listener = %name, address = %local, "listening");
+    }
+    bound.extend(sip_bound);
+    let realm = config
+        .sip
+        .external_ip
+        .map_or_else(|| "rswitch".to_owned(), |ip| ip.to_string());
+    let sip_task = tokio::spawn(sip_service::run(
+        SipServiceConfig {
+            realm,
+            force_rport: config.sip.force_rport,
+            auth_algorithms: config.sip.auth_algorithms.clone(),
+            registrar: RegistrarConfig {
+                min_expires: config.sip.min_expires,
+                max_expires: config.sip.max_expires,
+                default_expires: config.sip.max_expires.min(3600),
+                ..RegistrarConfig::default()
+            },
+            ..SipServiceConfig::default()
+        },
+        sip_transport,
+        inbound,
+        store.clone(),
+        live.clone(),
+        stop_rx.clone(),
+    ));
+
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -150,7 +207,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let app = api::app(state);
 
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = JoinSet::new();
     for listener in listeners {
         let mut stop = stop_rx.clone();
@@ -185,6 +241,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     if drained.is_err() {
         tracing::warn!("drain time over: closing the connections still open");
         servers.abort_all();
+    }
+    match tokio::time::timeout(config.shutdown.drain, sip_task).await {
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the SIP service ended with an error"),
+        Err(_) => tracing::warn!("the SIP service did not stop in time"),
+        _ => {}
     }
     store.close().await;
     tracing::info!("stopped");

@@ -54,6 +54,7 @@ fn bad_file_value_and_unknown_key_exit_2_naming_the_key() {
     let file = dir.path().join("rswitch.toml");
     std::fs::write(&file, "[sip]\nudp = \"nowhere\"\n").unwrap();
     let out = rswitch_command(dir.path())
+        .env_remove("RSWITCH_SIP_UDP")
         .arg("--config")
         .arg(&file)
         .arg("serve")

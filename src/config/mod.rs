@@ -106,6 +106,11 @@ pub struct SipConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub external_ip: Option<IpAddr>,
+    pub force_rport: bool,
+    /// Digest algorithms offered, in order.
+    pub auth_algorithms: Vec<crate::sip::auth::Algorithm>,
+    pub min_expires: u32,
+    pub max_expires: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +347,36 @@ impl Layered {
         }
     }
 
+    fn algorithms(&self, key: &str) -> Result<Vec<crate::sip::auth::Algorithm>, ConfigError> {
+        let expected = "expected a non-empty list of \"MD5\" and \"SHA-256\"";
+        let Some(Value::Array(items)) = lookup(&self.tree, key) else {
+            return Err(self.invalid(key, expected));
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let algorithm = item
+                .as_str()
+                .and_then(crate::sip::auth::Algorithm::from_token)
+                .ok_or_else(|| self.invalid(key, expected))?;
+            if !out.contains(&algorithm) {
+                out.push(algorithm);
+            }
+        }
+        if out.is_empty() {
+            return Err(self.invalid(key, expected));
+        }
+        Ok(out)
+    }
+
+    fn boolean(&self, key: &str) -> Result<bool, ConfigError> {
+        match lookup(&self.tree, key) {
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(Value::String(s)) if s.trim() == "true" => Ok(true),
+            Some(Value::String(s)) if s.trim() == "false" => Ok(false),
+            _ => Err(self.invalid(key, "expected true or false")),
+        }
+    }
+
     fn listener(&self, key: &str) -> Result<Option<SocketAddr>, ConfigError> {
         let text = self.string(key)?;
         if text.is_empty() || text.eq_ignore_ascii_case("off") {
@@ -448,7 +483,14 @@ impl Layered {
             tls_cert,
             tls_key,
             external_ip,
+            force_rport: self.boolean("sip.force_rport")?,
+            auth_algorithms: self.algorithms("sip.auth_algorithms")?,
+            min_expires: self.unsigned("sip.min_expires", 1..=86_400)? as u32,
+            max_expires: self.unsigned("sip.max_expires", 1..=604_800)? as u32,
         };
+        if sip.max_expires < sip.min_expires {
+            return Err(self.invalid("sip.max_expires", "must not be below sip.min_expires"));
+        }
 
         let ports_text = self.string("rtp.ports")?;
         let ports = parse_port_range(&ports_text).ok_or_else(|| {

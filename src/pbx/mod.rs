@@ -6,4 +6,5 @@
 
 pub mod live;
 pub mod registrar;
+pub mod sip_service;
 pub mod snapshot;

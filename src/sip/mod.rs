@@ -7,5 +7,6 @@
 pub mod auth;
 pub mod message;
 pub mod peer;
+pub mod transaction;
 pub mod transport;
 pub mod uas;

@@ -21,7 +21,14 @@ pub struct Capabilities {
 impl Default for Capabilities {
     fn default() -> Self {
         Capabilities {
-            allowed: vec![Method::Register, Method::Options],
+            allowed: vec![
+                Method::Invite,
+                Method::Ack,
+                Method::Cancel,
+                Method::Bye,
+                Method::Register,
+                Method::Options,
+            ],
             supported: vec!["path", "outbound"],
             accepted: vec!["application/sdp"],
         }
@@ -71,6 +78,11 @@ impl Capabilities {
         }
         if !matches!(request.uri, Uri::Sip(_) | Uri::Tel(_)) {
             return reject(416, reason_phrase(416));
+        }
+        if request.method == Method::Register
+            && !h.to().ok().flatten().is_some_and(|to| to.uri.is_sip())
+        {
+            return reject(400, "To Must Be a SIP or SIPS URI");
         }
         if !matches!(request.method, Method::Ack | Method::Cancel) {
             let unsupported: Vec<&str> = h
@@ -199,6 +211,12 @@ mod tests {
                 "OPTIONS sip:b@h SIP/2.0\n{HEAD}CSeq: 1 OPTIONS\nTo: <sip:c@h>\n\n"
             )),
             Some(400)
+        );
+        let register_to_isbn = "REGISTER sip:h SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:a@h>;tag=1\nTo: isbn:2983792873\nCall-ID: c\nCSeq: 1 REGISTER\n\n";
+        assert_eq!(
+            status(register_to_isbn),
+            Some(400),
+            "a registrar needs a SIP AOR"
         );
     }
 

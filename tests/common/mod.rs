@@ -129,6 +129,10 @@ pub fn rswitch_command(data_dir: &std::path::Path) -> Command {
     }
     cmd.env("RSWITCH_DATA_DIR", data_dir)
         .env("RSWITCH_LOG", "warn")
+        .env("RSWITCH_HTTP_LISTEN", "127.0.0.1:0")
+        .env("RSWITCH_SIP_UDP", "127.0.0.1:0")
+        .env("RSWITCH_SIP_TCP", "127.0.0.1:0")
+        .env("RSWITCH_SIP_WS", "127.0.0.1:0")
         .stdin(Stdio::null());
     cmd
 }
@@ -191,7 +195,16 @@ impl LogReader {
 
 /// Starts `rswitch serve` from `cmd` with JSON logs at info level, waits until it serves, and
 /// returns it with its HTTP address.
-pub fn start_server(mut cmd: Command) -> (Server, LogReader, String) {
+pub fn start_server(cmd: Command) -> (Server, LogReader, String) {
+    let (server, logs, listeners) = start_server_with_listeners(cmd);
+    let http = listeners.get("http").expect("an http listener").clone();
+    (server, logs, http)
+}
+
+/// Like [`start_server`], returning every bound listener by name (`http`, `sip_udp`, …).
+pub fn start_server_with_listeners(
+    mut cmd: Command,
+) -> (Server, LogReader, std::collections::HashMap<String, String>) {
     use std::io::BufRead;
     cmd.arg("serve")
         .env("RSWITCH_LOG", "info")
@@ -218,16 +231,20 @@ pub fn start_server(mut cmd: Command) -> (Server, LogReader, String) {
         lines: rx,
         seen: Vec::new(),
     };
-    let listening = logs
-        .wait_for("listening", Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("server did not start listening; log: {:#?}", logs.seen));
-    let addr = listening["fields"]["address"]
-        .as_str()
-        .expect("address field")
-        .to_owned();
     logs.wait_for("rswitch is serving", Duration::from_secs(60))
         .unwrap_or_else(|| panic!("server did not report serving; log: {:#?}", logs.seen));
-    (server, logs, addr)
+    let listeners = logs
+        .seen
+        .iter()
+        .filter(|l| l["fields"]["message"] == "listening")
+        .filter_map(|l| {
+            Some((
+                l["fields"]["listener"].as_str()?.to_owned(),
+                l["fields"]["address"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    (server, logs, listeners)
 }
 
 /// Sends a signal to a child process with kill(1).

@@ -473,3 +473,16 @@ mod tests {
         true
     }
 }
+
+/// Credentials as real user agents write them.
+#[cfg(test)]
+mod interop {
+    use super::*;
+
+    #[test]
+    fn parses_sipp_authorization_without_spaces() {
+        let v = r#"Digest username="1000",realm="rswitch",cnonce="6b8b4567",nc=00000001,qop=auth,uri="sip:127.0.0.1:15070",nonce="000000006b053ec1c8ac011041bd270bb635dff51fc1e86a",response="e1a3a215735376f15fa9191c4dd03caf",algorithm=MD5"#;
+        let c = Credentials::parse(v);
+        assert!(c.is_ok(), "{c:?}");
+    }
+}

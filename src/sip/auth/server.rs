@@ -76,6 +76,9 @@ pub struct DigestServer {
     nonce_lifetime_secs: u64,
     algorithms: Vec<Algorithm>,
     replay: ReplayGuard,
+    /// Makes every issued nonce distinct, so clients challenged in the same second never
+    /// share a nonce (and a client's reused cnonce never looks like another's replay).
+    serial: std::sync::atomic::AtomicU64,
 }
 
 /// A request whose credentials passed.
@@ -119,6 +122,7 @@ impl DigestServer {
             nonce_lifetime_secs: config.nonce_lifetime_secs,
             algorithms,
             replay: ReplayGuard::new(config.replay_capacity),
+            serial: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -133,7 +137,10 @@ impl DigestServer {
     /// The challenges depend only on the time, never on who asked, so they reveal nothing
     /// about which users exist.
     pub fn challenges(&self, now_unix_secs: u64, stale: bool) -> Vec<Challenge> {
-        let nonce = self.key.issue(&self.realm, now_unix_secs);
+        let serial = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nonce = self.key.issue(&self.realm, now_unix_secs, serial);
         self.algorithms
             .iter()
             .map(|&algorithm| Challenge::issued(&self.realm, &nonce, algorithm, stale))
@@ -285,7 +292,7 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        let nonce = NonceKey::new([42; 32]).issue(REALM, NOW);
+        let nonce = NonceKey::new([42; 32]).issue(REALM, NOW, 0);
         assert_eq!(
             challenges,
             [
@@ -374,7 +381,7 @@ mod tests {
     }
 
     #[test]
-    fn challenges_for_a_known_and_an_unknown_user_are_byte_identical() {
+    fn challenges_for_a_known_and_an_unknown_user_are_identical_but_for_the_nonce_serial() {
         let mut server = server();
         let offered = challenge(&server, Algorithm::Sha256, NOW);
         let known = verify(
@@ -388,10 +395,12 @@ mod tests {
             let FailureAction::Challenge { stale } = failure.unwrap_err().action() else {
                 panic!("a rejected request is re-challenged");
             };
+            // Every nonce carries a serial; blank it so only what could depend on the user
+            // is compared.
             server
                 .challenges(NOW, stale)
                 .iter()
-                .map(ToString::to_string)
+                .map(|c| c.to_string().replace(c.nonce(), "NONCE"))
                 .collect::<Vec<_>>()
         };
         assert_eq!(rechallenge(known), rechallenge(unknown));

@@ -19,6 +19,8 @@
 
 pub mod framing;
 pub mod routing;
+mod secure;
+mod websocket;
 
 use std::collections::HashMap;
 use std::io;
@@ -27,13 +29,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use self::framing::{Frame, StreamFramer};
 use crate::sip::message::{Limits, Message, error_response, parse_datagram};
 use crate::sip::peer::{ConnectionId, Peer, TransportKind};
+
+pub use secure::{TlsSetupError, load_tls_config};
 
 /// A message received from the network, already parsed.
 #[derive(Debug)]
@@ -64,11 +68,29 @@ impl Default for TransportSettings {
     }
 }
 
-/// Addresses to listen on; `None` = off.
-#[derive(Debug, Clone, Default)]
+/// Addresses to listen on; `None` = off. TLS and WSS need `tls`.
+#[derive(Clone, Default)]
 pub struct ListenAddrs {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub ws: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    pub wss: Option<SocketAddr>,
+    /// The server certificate and key for TLS and WSS.
+    pub tls_config: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for ListenAddrs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenAddrs")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .field("ws", &self.ws)
+            .field("tls", &self.tls)
+            .field("wss", &self.wss)
+            .field("tls_config", &self.tls_config.is_some())
+            .finish()
+    }
 }
 
 /// Counters of the transport, for `/metrics`.
@@ -155,14 +177,24 @@ pub async fn start(
         }
         None => None,
     };
-    let tcp = match listen.tcp {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr).await?;
-            bound.push(("sip_tcp".to_owned(), listener.local_addr()?));
-            Some(listener)
+    let mut stream_listeners = Vec::new();
+    for (name, kind, addr) in [
+        ("sip_tcp", TransportKind::Tcp, listen.tcp),
+        ("sip_tls", TransportKind::Tls, listen.tls),
+        ("sip_ws", TransportKind::Ws, listen.ws),
+        ("sip_wss", TransportKind::Wss, listen.wss),
+    ] {
+        let Some(addr) = addr else { continue };
+        if matches!(kind, TransportKind::Tls | TransportKind::Wss) && listen.tls_config.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} needs a TLS certificate"),
+            ));
         }
-        None => None,
-    };
+        let listener = TcpListener::bind(addr).await?;
+        bound.push((name.to_owned(), listener.local_addr()?));
+        stream_listeners.push((kind, listener));
+    }
     let handle = TransportHandle {
         inner: Arc::new(Inner {
             udp: udp.clone(),
@@ -176,8 +208,18 @@ pub async fn start(
     if let Some(socket) = udp {
         tokio::spawn(udp_loop(handle.clone(), socket, shutdown.clone()));
     }
-    if let Some(listener) = tcp {
-        tokio::spawn(tcp_accept_loop(handle.clone(), listener, shutdown.clone()));
+    let acceptor = listen
+        .tls_config
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
+    for (kind, listener) in stream_listeners {
+        tokio::spawn(accept_loop(
+            handle.clone(),
+            kind,
+            listener,
+            acceptor.clone(),
+            shutdown.clone(),
+        ));
     }
     Ok((handle, bound, inbound_rx))
 }
@@ -235,9 +277,18 @@ impl TransportHandle {
                             addr: peer.addr,
                             source,
                         })?;
-                let id = self
-                    .register_stream(stream, TransportKind::Tcp, peer.addr)
+                let (id, outbox_rx) = self
+                    .register_connection(TransportKind::Tcp, peer.addr)
                     .ok_or(SendError::NoTransport(TransportKind::Tcp))?;
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(stream_task(
+                    self.clone(),
+                    stream,
+                    id,
+                    TransportKind::Tcp,
+                    peer.addr,
+                    outbox_rx,
+                ));
                 let outbox = {
                     let connections = self
                         .inner
@@ -260,48 +311,43 @@ impl TransportHandle {
         &self.inner.metrics
     }
 
-    /// Takes a connected stream into the connection table and starts its task. `None` when
-    /// the per-IP connection limit refuses it.
-    fn register_stream(
+    /// Enters a new connection into the table. `None` when the per-IP connection limit
+    /// refuses it; otherwise its id and the receiver of what is to be written to it.
+    fn register_connection(
         &self,
-        stream: TcpStream,
         kind: TransportKind,
         addr: SocketAddr,
-    ) -> Option<ConnectionId> {
+    ) -> Option<(ConnectionId, mpsc::Receiver<Vec<u8>>)> {
         let id = ConnectionId(self.inner.next_connection.fetch_add(1, Ordering::Relaxed));
         let (outbox_tx, outbox_rx) = mpsc::channel(256);
-        {
-            let mut connections = self
-                .inner
-                .connections
-                .lock()
-                .expect("connection table lock is never poisoned");
-            let count = connections.per_ip.entry(addr.ip()).or_insert(0);
-            if *count >= self.inner.settings.max_connections_per_ip {
-                self.inner
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            *count += 1;
-            connections.by_id.insert(
-                id,
-                ConnectionEntry {
-                    kind,
-                    addr,
-                    outbox: outbox_tx,
-                },
-            );
-            connections.by_addr.insert((kind, addr), id);
+        let mut connections = self
+            .inner
+            .connections
+            .lock()
+            .expect("connection table lock is never poisoned");
+        let count = connections.per_ip.entry(addr.ip()).or_insert(0);
+        if *count >= self.inner.settings.max_connections_per_ip {
+            self.inner
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
         }
+        *count += 1;
+        connections.by_id.insert(
+            id,
+            ConnectionEntry {
+                kind,
+                addr,
+                outbox: outbox_tx,
+            },
+        );
+        connections.by_addr.insert((kind, addr), id);
         self.inner
             .metrics
             .connections_open
             .fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(stream_task(self.clone(), stream, id, kind, addr, outbox_rx));
-        Some(id)
+        Some((id, outbox_rx))
     }
 
     fn unregister(&self, id: ConnectionId) {
@@ -445,9 +491,11 @@ async fn udp_loop(
     }
 }
 
-async fn tcp_accept_loop(
+async fn accept_loop(
     handle: TransportHandle,
+    kind: TransportKind,
     listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -455,21 +503,50 @@ async fn tcp_accept_loop(
             a = listener.accept() => a,
             _ = shutdown.wait_for(|s| *s) => return,
         };
-        match accepted {
-            Ok((stream, addr)) => {
-                handle.register_stream(stream, TransportKind::Tcp, addr);
-            }
+        let (stream, addr) = match accepted {
+            Ok(pair) => pair,
             Err(e) => {
-                tracing::warn!(error = %e, "TCP accept failed");
+                tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
+        };
+        let Some((id, outbox)) = handle.register_connection(kind, addr) else {
+            continue; // dropping the stream closes it
+        };
+        let _ = stream.set_nodelay(true);
+        let handle = handle.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let handshake_timeout = Duration::from_secs(10);
+            match (kind, acceptor) {
+                (TransportKind::Tcp, _) => {
+                    stream_task(handle, stream, id, kind, addr, outbox).await
+                }
+                (TransportKind::Ws, _) => {
+                    websocket::serve(handle, stream, id, addr, kind, outbox).await
+                }
+                (TransportKind::Tls | TransportKind::Wss, Some(acceptor)) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) if kind == TransportKind::Tls => {
+                            stream_task(handle, tls, id, kind, addr, outbox).await
+                        }
+                        Ok(Ok(tls)) => websocket::serve(handle, tls, id, addr, kind, outbox).await,
+                        _ => {
+                            tracing::debug!(%addr, "TLS handshake failed");
+                            handle.unregister(id);
+                        }
+                    }
+                }
+                _ => handle.unregister(id),
+            }
+        });
     }
 }
 
-async fn stream_task(
+async fn stream_task<S: AsyncRead + AsyncWrite + Unpin>(
     handle: TransportHandle,
-    mut stream: TcpStream,
+    mut stream: S,
     id: ConnectionId,
     kind: TransportKind,
     addr: SocketAddr,

@@ -1,0 +1,363 @@
+//! The SIP service: the task that joins the transport, the transaction layer, the UAS checks,
+//! digest authentication and the registrar.
+//!
+//! One task owns the sans-IO cores and drives them: messages from the transport go into the
+//! transaction layer; new requests are checked (RFC 3261 §8.2) and handed to their method:
+//! OPTIONS is answered with what this server supports, REGISTER is authenticated against the
+//! extension's password in the running snapshot and given to the registrar. Binding changes
+//! are written to the store by a separate task, in order, so a slow database never delays SIP.
+//! Bindings are restored from the store at start.
+//!
+//! What this module does not do: calls. INVITE and BYE pass the request checks (so a bad
+//! INVITE gets its 415, 406 or 420) and are then answered 501 with a Warning saying calls are
+//! not served yet; the call engine takes them over.
+#![allow(clippy::disallowed_methods)] // IO driver: owns the clocks and tasks of the SIP stack
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use super::live::LiveConfig;
+use super::registrar::{BindingChange, Registrar, RegistrarConfig, binding_row};
+use crate::clock::now_utc;
+use crate::sip::auth::{
+    Algorithm, Credentials, DigestConfig, DigestServer, FailureAction, NonceKey,
+};
+use crate::sip::message::{Header, Message, Method, Request, Response, reason_phrase};
+use crate::sip::peer::{Peer, TransportKind};
+use crate::sip::transaction::{LayerConfig, TransactionLayer, Transmit, TsxEvent, TsxId};
+use crate::sip::transport::{Inbound, TransportHandle, routing};
+use crate::sip::uas::Capabilities;
+use crate::store::value::Value;
+use crate::store::{ListQuery, Registration, Store};
+
+/// Settings of the SIP service.
+#[derive(Debug, Clone)]
+pub struct SipServiceConfig {
+    /// The digest realm.
+    pub realm: String,
+    /// Digest algorithms offered, in order.
+    pub auth_algorithms: Vec<Algorithm>,
+    pub registrar: RegistrarConfig,
+    pub transactions: LayerConfig,
+    /// The User-Agent / Server header value.
+    pub server_name: String,
+    /// Answer UDP requests at their source address even without `rport` (RFC 3581), as if
+    /// every client had asked for it: phones behind NAT that do not send `rport` still get
+    /// their responses. Off: RFC 3261 §18.2.2 (`received` and the Via port).
+    pub force_rport: bool,
+}
+
+impl Default for SipServiceConfig {
+    fn default() -> Self {
+        SipServiceConfig {
+            realm: "rswitch".to_owned(),
+            auth_algorithms: vec![Algorithm::Md5],
+            registrar: RegistrarConfig::default(),
+            transactions: LayerConfig::default(),
+            server_name: format!("rswitch/{}", env!("CARGO_PKG_VERSION")),
+            force_rport: true,
+        }
+    }
+}
+
+/// Restores the bindings and runs the service until `shutdown` turns true.
+///
+/// # Errors
+/// The bindings can not be read from the store.
+pub async fn run(
+    config: SipServiceConfig,
+    transport: TransportHandle,
+    mut inbound: mpsc::Receiver<Inbound>,
+    store: Store,
+    live: Arc<LiveConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), crate::store::StoreError> {
+    let mut registrar = Registrar::new(config.registrar.clone());
+    let now = now_utc();
+    let rows = store.all::<Registration>().await?;
+    for expired in rows.iter().filter(|r| r.expires_at <= now) {
+        let _ = store.delete::<Registration>(expired.id).await;
+    }
+    let restored = rows.len();
+    registrar.restore(rows, now);
+    tracing::info!(
+        bindings = registrar.counts(),
+        rows = restored,
+        "registrations restored"
+    );
+
+    let (persist_tx, persist_rx) = mpsc::unbounded_channel();
+    tokio::spawn(persist_bindings(store, persist_rx));
+
+    let mut key = [0u8; 32];
+    rand::fill(&mut key);
+    let mut digest_config = DigestConfig::new(config.realm.clone(), NonceKey::new(key));
+    if !config.auth_algorithms.is_empty() {
+        digest_config.algorithms = config.auth_algorithms.clone();
+    }
+    let digest = DigestServer::new(digest_config)
+        .expect("a digest configuration with algorithms and a realm is valid");
+    let mut transactions = config.transactions.clone();
+    transactions.seed = rand::random();
+    let mut service = Service {
+        transactions: TransactionLayer::new(transactions),
+        registrar,
+        digest,
+        capabilities: Capabilities::default(),
+        live,
+        transport,
+        persist: persist_tx,
+        server_name: config.server_name,
+        force_rport: config.force_rport,
+    };
+    loop {
+        let deadline = service.next_deadline();
+        tokio::select! {
+            message = inbound.recv() => {
+                let Some(Inbound { message, peer }) = message else { return Ok(()) };
+                service.handle_inbound(message, peer);
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => service.handle_timeout(),
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        }
+        service.drain().await;
+    }
+}
+
+struct Service {
+    transactions: TransactionLayer,
+    registrar: Registrar,
+    digest: DigestServer,
+    capabilities: Capabilities,
+    live: Arc<LiveConfig>,
+    transport: TransportHandle,
+    persist: mpsc::UnboundedSender<BindingChange>,
+    server_name: String,
+    force_rport: bool,
+}
+
+impl Service {
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let tsx = self.transactions.poll_timeout().unwrap_or(far);
+        let reg = self
+            .registrar
+            .poll_timeout()
+            .map(|at| {
+                let left = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                Instant::now() + left
+            })
+            .unwrap_or(far);
+        tsx.min(reg)
+    }
+
+    fn handle_inbound(&mut self, message: Message, peer: Peer) {
+        let now = Instant::now();
+        let result = match message {
+            Message::Request(request) => self.transactions.handle_request(now, request, peer),
+            Message::Response(response) => self.transactions.handle_response(now, response, peer),
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "message refused by the transaction layer");
+        }
+    }
+
+    fn handle_timeout(&mut self) {
+        self.transactions.handle_timeout(Instant::now());
+        for change in self.registrar.handle_timeout(now_utc()) {
+            let _ = self.persist.send(change);
+        }
+    }
+
+    /// Drains the transaction layer: events first (they may produce responses), then
+    /// everything to send.
+    async fn drain(&mut self) {
+        while let Some(event) = self.transactions.poll_event() {
+            self.handle_event(event);
+        }
+        while let Some(transmit) = self.transactions.poll_transmit() {
+            self.send(transmit).await;
+        }
+    }
+
+    fn handle_event(&mut self, event: TsxEvent) {
+        match event {
+            TsxEvent::NewRequest {
+                tsx,
+                request,
+                source,
+            } => self.handle_request(tsx, request, source),
+            TsxEvent::CancelRequest { tsx, request, .. } => {
+                // No INVITE server transaction lives long enough to be cancelled yet.
+                let response = Response::for_request(&request, 481, reason_phrase(481));
+                self.respond(tsx, response);
+            }
+            TsxEvent::Overloaded { method, source } => {
+                tracing::warn!(%method, %source, "transaction limit reached: request refused");
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_request(&mut self, tsx: TsxId, request: Request, source: Peer) {
+        if let Some(rejection) = self.capabilities.check(&request) {
+            self.respond(tsx, rejection);
+            return;
+        }
+        let response = match request.method {
+            Method::Options => self.options(&request),
+            Method::Register => self.register(&request, source),
+            Method::Invite | Method::Bye => {
+                // Calls are the call engine's; until it runs, say so rather than pretend.
+                let mut r = Response::for_request(&request, 501, reason_phrase(501));
+                r.headers.push(Header::new(
+                    "Warning",
+                    "399 rswitch \"calls are not served by this build yet\"",
+                ));
+                r
+            }
+            _ => {
+                let mut r = Response::for_request(&request, 405, reason_phrase(405));
+                r.headers.push(self.capabilities.allow_header());
+                r
+            }
+        };
+        self.respond(tsx, response);
+    }
+
+    fn options(&self, request: &Request) -> Response {
+        let mut r = Response::for_request(request, 200, "OK");
+        r.headers.push(self.capabilities.allow_header());
+        r.headers.push(self.capabilities.accept_header());
+        r.headers.push(self.capabilities.supported_header());
+        r
+    }
+
+    fn register(&mut self, request: &Request, source: Peer) -> Response {
+        let unix_now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let credentials = request
+            .headers
+            .all("Authorization")
+            .filter_map(|h| Credentials::parse(h.value()).ok())
+            .find(|c| c.realm() == self.digest.realm());
+        let Some(credentials) = credentials else {
+            return self.challenge(request, unix_now, false);
+        };
+        let snapshot = self.live.current();
+        let password = snapshot
+            .extensions
+            .get(credentials.username())
+            .map(|e| e.password.expose().to_owned());
+        let uri = request.uri.to_string();
+        match self.digest.verify(
+            &credentials,
+            "REGISTER",
+            &uri,
+            password.as_deref(),
+            unix_now,
+        ) {
+            Ok(verified) => {
+                let outcome =
+                    self.registrar
+                        .handle_register(now_utc(), request, &verified.username, source);
+                for change in outcome.changes {
+                    let _ = self.persist.send(change);
+                }
+                outcome.response
+            }
+            Err(failure) => {
+                tracing::debug!(user = credentials.username(), %failure, "REGISTER authentication failed");
+                match failure.action() {
+                    FailureAction::BadRequest => {
+                        Response::for_request(request, 400, "Bad Authorization Header")
+                    }
+                    FailureAction::Challenge { stale } => self.challenge(request, unix_now, stale),
+                }
+            }
+        }
+    }
+
+    fn challenge(&self, request: &Request, unix_now: u64, stale: bool) -> Response {
+        let mut r = Response::for_request(request, 401, reason_phrase(401));
+        for c in self.digest.challenges(unix_now, stale) {
+            r.headers
+                .push(Header::new("WWW-Authenticate", c.to_string()));
+        }
+        r
+    }
+
+    fn respond(&mut self, tsx: TsxId, mut response: Response) {
+        if response.status > 100 {
+            response.set_to_tag(&to_tag(tsx));
+        }
+        response
+            .headers
+            .push(Header::new("Server", self.server_name.clone()));
+        if let Err(e) = self.transactions.respond(Instant::now(), tsx, response) {
+            tracing::debug!(error = %e, "response refused by the transaction layer");
+        }
+    }
+
+    async fn send(&mut self, transmit: Transmit) {
+        let mut destination = transmit.destination;
+        if let Message::Response(response) = &transmit.message
+            && destination.transport == TransportKind::Udp
+            && !self.force_rport
+            && let Ok(vias) = response.headers.via()
+            && let Some(top) = vias.first()
+        {
+            destination.addr = routing::response_destination(top, destination.addr);
+        }
+        if let Err(e) = self
+            .transport
+            .send(destination, transmit.message.to_bytes())
+            .await
+        {
+            tracing::debug!(%destination, error = %e, "send failed");
+            if let Some(tsx) = transmit.tsx {
+                self.transactions
+                    .handle_transport_error(Instant::now(), tsx);
+            }
+        }
+    }
+}
+
+/// A To tag that is the same for every response of one transaction.
+fn to_tag(tsx: TsxId) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tsx.to_string().bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("rsw{hash:x}")
+}
+
+/// Writes binding changes to the store, in order.
+async fn persist_bindings(store: Store, mut changes: mpsc::UnboundedReceiver<BindingChange>) {
+    while let Some(change) = changes.recv().await {
+        let (aor, contact, upsert) = match change {
+            BindingChange::Upsert(b) => (b.aor.clone(), b.contact.clone(), Some(binding_row(&b))),
+            BindingChange::Remove { aor, contact } => (aor, contact, None),
+        };
+        let query = ListQuery::default()
+            .filter("aor", Value::Text(Some(aor)))
+            .filter("contact", Value::Text(Some(contact)));
+        let result = async {
+            for old in store.list::<Registration>(&query).await? {
+                store.delete::<Registration>(old.id).await?;
+            }
+            if let Some(row) = upsert {
+                store.insert(&row).await?;
+            }
+            Ok::<_, crate::store::StoreError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "a registration could not be persisted");
+        }
+    }
+}
