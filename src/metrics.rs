@@ -153,6 +153,12 @@ impl Metrics {
                 "Open SIP stream connections.",
                 &sip.connections_open,
             ),
+            (
+                "rswitch_sip_overloaded_total",
+                "counter",
+                "Requests answered 503 because the transaction table was full.",
+                &sip.overloaded,
+            ),
         ] {
             metric(name, kind, help, &[("", load(counter))]);
         }

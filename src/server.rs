@@ -160,14 +160,17 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         wss: config.sip.wss,
         tls_config,
     };
-    let (sip_transport, sip_bound, inbound) = transport::start(
-        TransportSettings::default(),
-        &listen,
-        metrics.sip.clone(),
-        stop_rx.clone(),
-    )
-    .await
-    .map_err(ServeError::SipBind)?;
+    let settings = TransportSettings {
+        limits: config.sip.limits,
+        idle_timeout: config.sip.idle_timeout,
+        partial_message_timeout: config.sip.partial_message_timeout,
+        max_connections_per_ip: config.sip.max_connections_per_ip,
+        max_messages_per_sec_per_ip: config.sip.max_messages_per_sec_per_ip,
+    };
+    let (sip_transport, sip_bound, inbound) =
+        transport::start(settings, &listen, metrics.sip.clone(), stop_rx.clone())
+            .await
+            .map_err(ServeError::SipBind)?;
     for (name, local) in &sip_bound {
         tracing::info!(listener = %name, address = %local, "listening");
     }
@@ -181,6 +184,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             realm,
             force_rport: config.sip.force_rport,
             auth_algorithms: config.sip.auth_algorithms.clone(),
+            transactions: crate::sip::transaction::LayerConfig {
+                max_transactions: config.sip.max_transactions,
+                ..crate::sip::transaction::LayerConfig::default()
+            },
             registrar: RegistrarConfig {
                 min_expires: config.sip.min_expires,
                 max_expires: config.sip.max_expires,

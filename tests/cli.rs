@@ -169,12 +169,16 @@ fn first_start_writes_the_admin_password_once_and_serves_metrics() {
         logs.seen
     );
     assert_eq!(health(&addr)["snapshot"]["version"], 2);
-    assert!(
-        http_get(&addr, "/metrics")
-            .unwrap()
-            .1
-            .contains("rswitch_apply_total{outcome=\"applied\"} 1")
-    );
+    // The counter is bumped right after the log line: wait for it rather than race it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !http_get(&addr, "/metrics")
+        .unwrap()
+        .1
+        .contains("rswitch_apply_total{outcome=\"applied\"} 1")
+    {
+        assert!(std::time::Instant::now() < deadline, "the applied Apply is counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     signal(&server.child, "INT");
     assert_eq!(

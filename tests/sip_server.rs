@@ -475,3 +475,289 @@ fn sha256_digest_registers_when_configured_and_unknown_users_look_the_same() {
     let refused = register_once(&socket, &target, "1042", 3, Some(&wrong.to_string()));
     assert!(refused.starts_with("SIP/2.0 401 "), "{refused}");
 }
+
+/// A server started with extra `[sip]` configuration lines.
+fn start_with_sip_config(
+    sip: &str,
+    env: &[(&str, &str)],
+) -> (Server, HashMap<String, String>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rswitch.toml");
+    std::fs::write(&config, format!("[sip]\n{sip}\n")).unwrap();
+    let mut cmd = rswitch_command(dir.path());
+    cmd.arg("--config").arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (server, _logs, listeners) = start_server_with_listeners(cmd);
+    (server, listeners, dir)
+}
+
+fn options_udp(n: u32) -> String {
+    format!(
+        "OPTIONS sip:rswitch@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bKrate{n}\r\nFrom: <sip:probe@127.0.0.1>;tag=p{n}\r\nTo: <sip:rswitch@127.0.0.1>\r\nCall-ID: rate-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Counts the final responses arriving on `socket` within `window`.
+fn count_answers(socket: &UdpSocket, window: Duration) -> Vec<u16> {
+    let deadline = Instant::now() + window;
+    let mut statuses = Vec::new();
+    let mut buffer = [0u8; 65_535];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(n) = socket.recv(&mut buffer) else {
+            break;
+        };
+        statuses.extend(status_of(&buffer[..n]).filter(|s| *s >= 200));
+    }
+    statuses
+}
+
+/// The first final response arriving on `socket` within `timeout`.
+fn first_answer(socket: &UdpSocket, timeout: Duration) -> Option<u16> {
+    let deadline = Instant::now() + timeout;
+    let mut buffer = [0u8; 65_535];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let n = socket.recv(&mut buffer).ok()?;
+        if let Some(status) = status_of(&buffer[..n]).filter(|s| *s >= 200) {
+            return Some(status);
+        }
+    }
+    None
+}
+
+#[test]
+fn per_source_message_rate_is_limited_and_counted() {
+    let (_server, listeners, _dir) = start_with_sip_config("max_messages_per_sec_per_ip = 10", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in 0..100 {
+        socket
+            .send_to(options_udp(n).as_bytes(), &listeners["sip_udp"])
+            .unwrap();
+    }
+    let answered = count_answers(&socket, Duration::from_secs(2)).len();
+    assert!(
+        (5..=30).contains(&answered),
+        "about a burst of 10 answered, got {answered}"
+    );
+    let (_, metrics) = http_get(&listeners["http"], "/metrics").unwrap();
+    let limited: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rswitch_sip_rate_limited_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(limited >= 70, "dropped messages are counted: {limited}");
+}
+
+#[test]
+fn per_source_connection_limit_refuses_extra_connections() {
+    let (_server, listeners, _dir) = start_with_sip_config("max_connections_per_ip = 2", &[]);
+    let addr = &listeners["sip_tcp"];
+    let mut kept = vec![tcp(addr), tcp(addr)];
+    // Make sure both are registered before the third arrives.
+    for s in &mut kept {
+        s.write_all(b"\r\n\r\n").unwrap();
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong).unwrap();
+    }
+    let mut third = tcp(addr);
+    let (_, closed) = read_until_close(&mut third);
+    assert!(
+        closed,
+        "the third connection from the same address is closed at once"
+    );
+    kept[0].write_all(OPTIONS_TCP.as_bytes()).unwrap();
+    let mut buffer = [0u8; 4096];
+    let n = kept[0].read(&mut buffer).unwrap();
+    assert_eq!(
+        status_of(&buffer[..n]),
+        Some(200),
+        "the first connections still work"
+    );
+}
+
+#[test]
+fn incomplete_stream_message_is_dropped_after_the_partial_timeout() {
+    let (_server, listeners, _dir) = start_with_sip_config("partial_message_timeout_secs = 1", &[]);
+    let mut s = tcp(&listeners["sip_tcp"]);
+    s.write_all(&corpus("clerr.dat")).unwrap();
+    let started = Instant::now();
+    let (answer, closed) = read_until_close(&mut s);
+    assert!(
+        closed,
+        "a Content-Length that never arrives ends with the connection closed"
+    );
+    assert!(
+        answer.is_empty(),
+        "nothing is answered to an incomplete message"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[test]
+fn oversized_message_gets_513() {
+    let (_server, listeners, _dir) = start_with_sip_config("max_message_bytes = 2048", &[]);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let big = options_udp(1).replace(
+        "Content-Length: 0\r\n",
+        &format!("X-Padding: {}\r\nContent-Length: 0\r\n", "a".repeat(3000)),
+    );
+    socket
+        .send_to(big.as_bytes(), &listeners["sip_udp"])
+        .unwrap();
+    assert_eq!(first_answer(&socket, Duration::from_secs(3)), Some(513));
+}
+
+/// The RFC 5118 files use bare LF; make them CRLF with a right Content-Length.
+fn rfc5118(file: &str) -> Vec<u8> {
+    let raw = std::fs::read_to_string(format!(
+        "{}/tests/data/rfc5118/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let body = body.replace('\n', "\r\n");
+    let head: Vec<String> = head
+        .lines()
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+}
+
+#[test]
+fn ipv6_listener_answers_the_rfc5118_messages() {
+    let (_server, listeners, _dir) = start_with_sip_config("", &[("RSWITCH_SIP_UDP", "[::1]:0")]);
+    let target = &listeners["sip_udp"];
+    assert!(target.starts_with("[::1]:"), "{target}");
+    let expected: &[(&str, u16)] = &[
+        ("ipv6-good", 401),
+        ("ipv6-bad", 400),
+        ("port-ambiguous", 401),
+        ("port-unambiguous", 401),
+        ("via-received-param-with-delim", 501),
+        ("via-received-param-no-delim", 200),
+        ("ipv6-in-sdp", 501),
+        ("mult-ip-in-header", 501),
+        ("mult-ip-in-sdp", 501),
+        ("ipv4-mapped-ipv6", 501),
+        ("ipv6-bug-abnf-3-colons", 200),
+        ("ipv6-correct-abnf-2-colons", 200),
+    ];
+    // Several files share a transaction key: send those to a second server, as in the RFC 4475 test.
+    let mut waves: Vec<Vec<(&str, u16)>> = vec![Vec::new()];
+    let mut keys: Vec<Vec<String>> = vec![Vec::new()];
+    for &(file, status) in expected {
+        let key = transaction_key(&rfc5118(file)).unwrap_or_else(|| file.to_owned());
+        let wave = (0..)
+            .find(|&w| !keys.get(w).is_some_and(|k: &Vec<String>| k.contains(&key)))
+            .unwrap();
+        if waves.len() <= wave {
+            waves.push(Vec::new());
+            keys.push(Vec::new());
+        }
+        waves[wave].push((file, status));
+        keys[wave].push(key);
+    }
+    let mut failures = Vec::new();
+    let mut servers = vec![(_server, listeners, _dir)];
+    for (i, wave) in waves.iter().enumerate() {
+        if i > 0 {
+            servers.push(start_with_sip_config("", &[("RSWITCH_SIP_UDP", "[::1]:0")]));
+        }
+        let target = servers[i].1["sip_udp"].clone();
+        let sockets: Vec<(&str, u16, UdpSocket)> = wave
+            .iter()
+            .map(|&(file, status)| {
+                let socket = UdpSocket::bind("[::1]:0").unwrap();
+                socket.send_to(&rfc5118(file), &target).unwrap();
+                (file, status, socket)
+            })
+            .collect();
+        for (file, status, socket) in &sockets {
+            let answer = first_answer(socket, Duration::from_secs(3));
+            if answer != Some(*status) {
+                failures.push(format!("{file}: expected {status}, got {answer:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn bindings_survive_a_restart() {
+    use rswitch::sip::auth::{Challenge, NonceCount};
+    let dir = tempfile::tempdir().unwrap();
+    let out = rswitch_command(dir.path())
+        .args(["extensions", "list", "--format", "csv"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(out.stdout).unwrap();
+    let password = list
+        .lines()
+        .find(|l| l.starts_with("1007,"))
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (mut server, _logs, listeners) = start_server_with_listeners(rswitch_command(dir.path()));
+    let target = listeners["sip_udp"].clone();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let challenged = register_once(&socket, &target, "1007", 1, None);
+    let header = challenged
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .unwrap();
+    let credentials = Challenge::parse(header)
+        .unwrap()
+        .respond(
+            "REGISTER",
+            &format!("sip:{target}"),
+            "1007",
+            &password,
+            "c0ffee",
+            NonceCount::FIRST,
+        )
+        .unwrap();
+    assert!(
+        register_once(&socket, &target, "1007", 2, Some(&credentials.to_string()))
+            .starts_with("SIP/2.0 200 ")
+    );
+    // The binding is written by a background task; give it until the restart to land.
+    signal(&server.child, "TERM");
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(20)).code(),
+        Some(0)
+    );
+
+    let (_server, logs, _listeners) = start_server_with_listeners(rswitch_command(dir.path()));
+    let restored = logs
+        .seen
+        .iter()
+        .chain(std::iter::once(&serde_json::Value::Null))
+        .find(|l| l["fields"]["message"] == "registrations restored")
+        .cloned()
+        .or_else(|| {
+            let mut logs = logs;
+            logs.wait_for("registrations restored", Duration::from_secs(10))
+        })
+        .expect("the restored bindings are logged");
+    assert_eq!(restored["fields"]["bindings"], 1, "{restored}");
+}

@@ -111,6 +111,13 @@ pub struct SipConfig {
     pub auth_algorithms: Vec<crate::sip::auth::Algorithm>,
     pub min_expires: u32,
     pub max_expires: u32,
+    /// Message limits of the parser.
+    pub limits: crate::sip::message::Limits,
+    pub max_messages_per_sec_per_ip: u32,
+    pub max_connections_per_ip: usize,
+    pub idle_timeout: Duration,
+    pub partial_message_timeout: Duration,
+    pub max_transactions: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -487,6 +494,23 @@ impl Layered {
             auth_algorithms: self.algorithms("sip.auth_algorithms")?,
             min_expires: self.unsigned("sip.min_expires", 1..=86_400)? as u32,
             max_expires: self.unsigned("sip.max_expires", 1..=604_800)? as u32,
+            limits: crate::sip::message::Limits {
+                max_message_bytes: self.unsigned("sip.max_message_bytes", 1_024..=1_048_576)?
+                    as usize,
+                max_headers: self.unsigned("sip.max_headers", 8..=10_000)? as usize,
+                max_header_bytes: self.unsigned("sip.max_header_bytes", 256..=1_048_576)? as usize,
+                max_vias: self.unsigned("sip.max_vias", 1..=1_000)? as usize,
+            },
+            max_messages_per_sec_per_ip: self
+                .unsigned("sip.max_messages_per_sec_per_ip", 1..=10_000_000)?
+                as u32,
+            max_connections_per_ip: self.unsigned("sip.max_connections_per_ip", 1..=1_000_000)?
+                as usize,
+            idle_timeout: Duration::from_secs(self.unsigned("sip.idle_timeout_secs", 1..=86_400)?),
+            partial_message_timeout: Duration::from_secs(
+                self.unsigned("sip.partial_message_timeout_secs", 1..=3_600)?,
+            ),
+            max_transactions: self.unsigned("sip.max_transactions", 16..=100_000_000)? as usize,
         };
         if sip.max_expires < sip.min_expires {
             return Err(self.invalid("sip.max_expires", "must not be below sip.min_expires"));

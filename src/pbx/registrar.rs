@@ -16,7 +16,7 @@
 //! What this module does not do: authentication (done before), persistence (the caller
 //! writes [`BindingChange`]s), or sending anything.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -83,6 +83,8 @@ pub struct RegisterOutcome {
 pub struct Registrar {
     config: RegistrarConfig,
     bindings: HashMap<String, Vec<Binding>>,
+    /// Every binding's expiry, ordered, so the next one is found without a scan.
+    expiries: BTreeSet<(DateTime<Utc>, String, String)>,
 }
 
 impl Registrar {
@@ -90,6 +92,7 @@ impl Registrar {
         Registrar {
             config,
             bindings: HashMap::new(),
+            expiries: BTreeSet::new(),
         }
     }
 
@@ -133,6 +136,11 @@ impl Registrar {
                 user_agent: row.user_agent,
                 updated_at: row.updated_at,
             };
+            self.expiries.insert((
+                binding.expires_at,
+                binding.aor.clone(),
+                binding.contact.clone(),
+            ));
             self.bindings.entry(row.aor).or_default().push(binding);
         }
     }
@@ -153,25 +161,34 @@ impl Registrar {
 
     /// When the next binding expires.
     pub fn poll_timeout(&self) -> Option<DateTime<Utc>> {
-        self.bindings.values().flatten().map(|b| b.expires_at).min()
+        self.expiries.first().map(|(at, _, _)| *at)
     }
 
     /// Removes the bindings expired at `now`.
     pub fn handle_timeout(&mut self, now: DateTime<Utc>) -> Vec<BindingChange> {
         let mut changes = Vec::new();
-        for list in self.bindings.values_mut() {
-            list.retain(|b| {
-                let live = b.expires_at > now;
-                if !live {
-                    changes.push(BindingChange::Remove {
-                        aor: b.aor.clone(),
-                        contact: b.contact.clone(),
-                    });
-                }
-                live
-            });
+        while let Some((at, aor, contact)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            let Some(list) = self.bindings.get_mut(&aor) else {
+                continue;
+            };
+            if let Some(i) = list
+                .iter()
+                .position(|b| b.contact == contact && b.expires_at == at)
+            {
+                list.remove(i);
+                changes.push(BindingChange::Remove {
+                    aor: aor.clone(),
+                    contact,
+                });
+            }
+            if list.is_empty() {
+                self.bindings.remove(&aor);
+            }
         }
-        self.bindings.retain(|_, list| !list.is_empty());
         changes
     }
 
@@ -183,13 +200,29 @@ impl Registrar {
         aor: &str,
         source: Peer,
     ) -> RegisterOutcome {
-        match self.register(now, request, aor, source) {
+        let before = self.entries_of(aor);
+        let outcome = match self.register(now, request, aor, source) {
             Ok(outcome) => outcome,
             Err(response) => RegisterOutcome {
                 response,
                 changes: Vec::new(),
             },
+        };
+        for (at, contact) in before {
+            self.expiries.remove(&(at, aor.to_owned(), contact));
         }
+        for (at, contact) in self.entries_of(aor) {
+            self.expiries.insert((at, aor.to_owned(), contact));
+        }
+        outcome
+    }
+
+    fn entries_of(&self, aor: &str) -> Vec<(DateTime<Utc>, String)> {
+        self.bindings.get(aor).map_or_else(Vec::new, |list| {
+            list.iter()
+                .map(|b| (b.expires_at, b.contact.clone()))
+                .collect()
+        })
     }
 
     fn register(
@@ -260,6 +293,27 @@ impl Registrar {
                         ));
                         return Err(r);
                     }
+                    // A reordered or replayed REGISTER aborts the whole update (§10.3 step 7).
+                    let uri = contact.uri.to_string();
+                    let instance_id = contact
+                        .param("+sip.instance")
+                        .flatten()
+                        .unwrap_or_default()
+                        .trim_matches('"');
+                    let reg_id = contact
+                        .param("reg-id")
+                        .flatten()
+                        .and_then(|v| v.parse().ok());
+                    let stale = self.bindings.get(aor).is_some_and(|list| {
+                        list.iter().any(|b| {
+                            same_binding(b, &uri, instance_id, reg_id)
+                                && b.call_id == call_id
+                                && cseq <= b.cseq
+                        })
+                    });
+                    if stale {
+                        return Err(fail(500, "Out of Order REGISTER"));
+                    }
                     planned.push((contact, expires.min(self.config.max_expires)));
                 }
                 let list = self.bindings.entry(aor.to_owned()).or_default();
@@ -278,12 +332,6 @@ impl Registrar {
                     let existing = list
                         .iter()
                         .position(|b| same_binding(b, &uri, &instance_id, reg_id));
-                    if let Some(i) = existing {
-                        let b = &list[i];
-                        if b.call_id == call_id && cseq <= b.cseq {
-                            return Err(fail(500, "Out of Order REGISTER"));
-                        }
-                    }
                     if expires == 0 {
                         if let Some(i) = existing {
                             let b = list.remove(i);

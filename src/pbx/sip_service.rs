@@ -90,7 +90,7 @@ pub async fn run(
     );
 
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
-    tokio::spawn(persist_bindings(store, persist_rx));
+    let persisting = tokio::spawn(persist_bindings(store, persist_rx));
 
     let mut key = [0u8; 32];
     rand::fill(&mut key);
@@ -117,14 +117,23 @@ pub async fn run(
         let deadline = service.next_deadline();
         tokio::select! {
             message = inbound.recv() => {
-                let Some(Inbound { message, peer }) = message else { return Ok(()) };
+                let Some(Inbound { message, peer }) = message else { break };
                 service.handle_inbound(message, peer);
+                // Take what else is waiting before sending: one wake-up serves a burst.
+                for _ in 0..256 {
+                    let Ok(Inbound { message, peer }) = inbound.try_recv() else { break };
+                    service.handle_inbound(message, peer);
+                }
             }
             _ = tokio::time::sleep_until(deadline.into()) => service.handle_timeout(),
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = shutdown.wait_for(|s| *s) => break,
         }
         service.drain().await;
     }
+    // Closing the channel lets the writer finish what is queued, so no binding is lost.
+    drop(service);
+    let _ = persisting.await;
+    Ok(())
 }
 
 struct Service {
@@ -195,8 +204,11 @@ impl Service {
                 let response = Response::for_request(&request, 481, reason_phrase(481));
                 self.respond(tsx, response);
             }
-            TsxEvent::Overloaded { method, source } => {
-                tracing::warn!(%method, %source, "transaction limit reached: request refused");
+            TsxEvent::Overloaded { .. } => {
+                self.transport
+                    .metrics()
+                    .overloaded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             _ => {}
         }
@@ -336,28 +348,51 @@ fn to_tag(tsx: TsxId) -> String {
     format!("rsw{hash:x}")
 }
 
-/// Writes binding changes to the store, in order.
+/// Writes binding changes to the store, in order. Changes that queue up while a write is
+/// running are written together in one transaction, and only the last change of each binding
+/// is written, so a burst of registrations costs a few transactions, not one per message.
 async fn persist_bindings(store: Store, mut changes: mpsc::UnboundedReceiver<BindingChange>) {
-    while let Some(change) = changes.recv().await {
-        let (aor, contact, upsert) = match change {
-            BindingChange::Upsert(b) => (b.aor.clone(), b.contact.clone(), Some(binding_row(&b))),
-            BindingChange::Remove { aor, contact } => (aor, contact, None),
-        };
-        let query = ListQuery::default()
-            .filter("aor", Value::Text(Some(aor)))
-            .filter("contact", Value::Text(Some(contact)));
+    const BATCH: usize = 4096;
+    while let Some(first) = changes.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match changes.try_recv() {
+                Ok(change) => batch.push(change),
+                Err(_) => break,
+            }
+        }
+        // The last change per (aor, contact) wins; order among bindings is kept.
+        let mut latest: std::collections::HashMap<(String, String), usize> =
+            std::collections::HashMap::new();
+        for (i, change) in batch.iter().enumerate() {
+            let key = match change {
+                BindingChange::Upsert(b) => (b.aor.clone(), b.contact.clone()),
+                BindingChange::Remove { aor, contact } => (aor.clone(), contact.clone()),
+            };
+            latest.insert(key, i);
+        }
+        let mut keep: Vec<usize> = latest.into_values().collect();
+        keep.sort_unstable();
         let result = async {
-            for old in store.list::<Registration>(&query).await? {
-                store.delete::<Registration>(old.id).await?;
+            let mut tx = store.begin().await?;
+            for i in keep {
+                match &batch[i] {
+                    BindingChange::Upsert(b) => {
+                        tx.upsert(&binding_row(b), &["aor", "contact"]).await?
+                    }
+                    BindingChange::Remove { aor, contact } => {
+                        let query = ListQuery::default()
+                            .filter("aor", Value::Text(Some(aor.clone())))
+                            .filter("contact", Value::Text(Some(contact.clone())));
+                        tx.delete_where::<Registration>(&query).await?;
+                    }
+                }
             }
-            if let Some(row) = upsert {
-                store.insert(&row).await?;
-            }
-            Ok::<_, crate::store::StoreError>(())
+            tx.commit().await
         }
         .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "a registration could not be persisted");
+            tracing::warn!(error = %e, changes = batch.len(), "registrations could not be persisted");
         }
     }
 }

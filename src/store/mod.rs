@@ -391,6 +391,17 @@ operations! {
     /// # Errors
     /// A filter names an unknown column, or database failure.
     fn count<E: Entity>(query: &ListQuery) -> i64;
+    /// Inserts `entity`, or, when a row with the same values in `conflict` (a unique key)
+    /// exists, rewrites that row's other columns. One statement on both backends.
+    ///
+    /// # Errors
+    /// A column named in `conflict` does not exist, or the database refuses the row.
+    fn upsert<E: Entity>(entity: &E, conflict: &[&str]) -> ();
+    /// Deletes every row matching `query` (its filters; paging ignored); returns how many.
+    ///
+    /// # Errors
+    /// A filter names an unknown column, the table is append-only, or database failure.
+    fn delete_where<E: Entity>(query: &ListQuery) -> u64;
     /// Who owns `number` in the numbering plan, if anyone.
     ///
     /// # Errors
@@ -560,6 +571,40 @@ mod ops {
         let sql = format!("select count(*) from {}{where_clause}", E::TABLE);
         let rows = fetch(&mut conn, E::TABLE, &sql, args).await?;
         Ok(first_i64(&rows).unwrap_or(0))
+    }
+
+    pub(super) async fn upsert<E: Entity>(
+        mut conn: Conn<'_>,
+        entity: &E,
+        conflict: &[&str],
+    ) -> Result<(), StoreError> {
+        for column in conflict {
+            known_column::<E>(column)?;
+        }
+        let updates = E::COLUMNS
+            .iter()
+            .filter(|c| !conflict.contains(c))
+            .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "insert into {} ({}) values ({}) on conflict ({}) do update set {updates}",
+            E::TABLE,
+            quoted_columns(E::COLUMNS),
+            vec!["?"; E::COLUMNS.len()].join(", "),
+            quoted_columns(conflict),
+        );
+        execute(&mut conn, E::TABLE, &sql, entity.values()).await?;
+        Ok(())
+    }
+
+    pub(super) async fn delete_where<E: Entity>(
+        mut conn: Conn<'_>,
+        query: &ListQuery,
+    ) -> Result<u64, StoreError> {
+        let (where_clause, args) = where_clause::<E>(query)?;
+        let sql = format!("delete from {}{where_clause}", E::TABLE);
+        execute(&mut conn, E::TABLE, &sql, args).await
     }
 
     pub(super) async fn number_owner(

@@ -93,9 +93,14 @@ impl Header {
 
     /// Whether this header is `name` (case-insensitive; compact forms match their long name).
     pub fn is(&self, name: &str) -> bool {
-        match (self.canonical, canonical_name(name)) {
-            (Some(a), Some(b)) => a == b,
-            _ => self.raw_name.eq_ignore_ascii_case(name),
+        match self.canonical {
+            // A known header: the long name in any case, or its compact form.
+            Some(canonical) => {
+                canonical.eq_ignore_ascii_case(name)
+                    || (name.len() == 1 && canonical_name(name) == Some(canonical))
+            }
+            // An unknown header can only be asked for by its own name.
+            None => self.raw_name.eq_ignore_ascii_case(name),
         }
     }
 
@@ -508,6 +513,26 @@ impl Via {
     }
 }
 
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write_params(f, &self.params)
+    }
+}
+
+fn write_params(f: &mut fmt::Formatter<'_>, params: &Params) -> fmt::Result {
+    for (name, value) in params {
+        match value {
+            Some(v) => write!(f, ";{name}={v}")?,
+            None => write!(f, ";{name}")?,
+        }
+    }
+    Ok(())
+}
+
 /// A CSeq: sequence number and method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CSeq {
@@ -651,6 +676,29 @@ impl NameAddr {
     }
 }
 
+impl fmt::Display for NameAddr {
+    /// The display name is always written as a quoted string (escaping `"` and `\`), so any
+    /// name prints in a form that parses back to itself.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = &self.display_name {
+            f.write_str("\"")?;
+            for c in name.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
+        }
+        if self.bracketed || self.display_name.is_some() {
+            write!(f, "<{}>", self.uri)?;
+        } else {
+            write!(f, "{}", self.uri)?;
+        }
+        write_params(f, &self.params)
+    }
+}
+
 fn unquote(quoted: &str) -> String {
     let inner = &quoted[1..quoted.len() - 1];
     let mut out = String::with_capacity(inner.len());
@@ -701,4 +749,156 @@ pub(super) fn validate(message: &Message, limits: &Limits) -> Result<(), ParseEr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::SipUri;
+
+    /// A small seeded generator (xorshift), so failures reproduce.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len() as u64) as usize]
+        }
+        fn token(&mut self) -> String {
+            let chars = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~";
+            (0..1 + self.below(12))
+                .map(|_| chars[self.below(chars.len() as u64) as usize] as char)
+                .collect()
+        }
+        /// A URI parameter value: unreserved characters and valid escapes only.
+        fn uri_value(&mut self) -> String {
+            let chars = b"abcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()";
+            let mut v: String = (0..1 + self.below(8))
+                .map(|_| chars[self.below(chars.len() as u64) as usize] as char)
+                .collect();
+            if self.below(4) == 0 {
+                v.push_str("%2F");
+            }
+            v
+        }
+        fn host(&mut self) -> Host {
+            match self.below(4) {
+                0 => Host::Domain(format!(
+                    "{}.example.com",
+                    self.pick(&["a", "pbx", "x-1", "sip"])
+                )),
+                1 => Host::Ipv4(std::net::Ipv4Addr::from(self.next() as u32)),
+                2 => Host::Ipv6(std::net::Ipv6Addr::from(
+                    u128::from(self.next()) << 64 | u128::from(self.next()),
+                )),
+                _ => Host::Domain("localhost".into()),
+            }
+        }
+        fn params(&mut self) -> Params {
+            (0..self.below(4))
+                .map(|_| {
+                    let name = self.token();
+                    let value = match self.below(3) {
+                        0 => None,
+                        1 => Some(self.token()),
+                        _ => Some(format!("\"{} {}\"", self.token(), self.token())),
+                    };
+                    (name, value)
+                })
+                .collect()
+        }
+        fn uri(&mut self) -> Uri {
+            Uri::Sip(SipUri {
+                secure: self.below(4) == 0,
+                user: (self.below(3) > 0).then(|| {
+                    self.pick(&["1000", "alice", "user%20x", "+8613800000000"])
+                        .to_owned()
+                }),
+                password: None,
+                host: self.host(),
+                port: (self.below(2) == 0).then(|| self.below(65_535) as u16 + 1),
+                params: (0..self.below(3))
+                    .map(|_| {
+                        (
+                            self.pick(&["lr", "transport", "maddr", "x"]).to_owned(),
+                            (self.below(2) == 0).then(|| self.uri_value()),
+                        )
+                    })
+                    .collect(),
+                headers: None,
+            })
+        }
+    }
+
+    #[test]
+    fn via_prints_and_parses_back_to_itself() {
+        let mut g = Gen(0x5eed_0001);
+        for _ in 0..2_000 {
+            let via = Via {
+                transport: g
+                    .pick(&["UDP", "TCP", "TLS", "WS", "WSS", "SCTP"])
+                    .to_owned(),
+                host: g.host(),
+                port: (g.below(2) == 0).then(|| g.below(65_535) as u16 + 1),
+                params: g.params(),
+            };
+            let text = via.to_string();
+            assert_eq!(Via::parse(&text).as_ref(), Ok(&via), "{text}");
+        }
+    }
+
+    #[test]
+    fn name_addr_prints_and_parses_back_to_itself() {
+        let mut g = Gen(0x5eed_0002);
+        for _ in 0..2_000 {
+            let display_name = match g.below(3) {
+                0 => None,
+                1 => Some(format!("{} {}", g.token(), g.token())),
+                _ => Some(
+                    g.pick(&["张三", "a \"quoted\" name", "back\\slash", "李四, 王五"])
+                        .to_owned(),
+                ),
+            };
+            let bracketed = display_name.is_some() || g.below(2) == 0;
+            let addr = NameAddr {
+                display_name,
+                uri: g.uri(),
+                bracketed,
+                params: g.params(),
+            };
+            // An addr-spec without <> can not carry URI parameters (they would read as header
+            // parameters): such values are always printed bracketed by their builders.
+            let addr =
+                if !addr.bracketed && matches!(&addr.uri, Uri::Sip(u) if !u.params.is_empty()) {
+                    NameAddr {
+                        bracketed: true,
+                        ..addr
+                    }
+                } else {
+                    addr
+                };
+            let text = addr.to_string();
+            assert_eq!(NameAddr::parse("To", &text).as_ref(), Ok(&addr), "{text}");
+        }
+    }
+
+    #[test]
+    fn cseq_prints_and_parses_back_to_itself() {
+        let mut g = Gen(0x5eed_0003);
+        for _ in 0..500 {
+            let cseq = CSeq {
+                seq: g.next() as u32,
+                method: g.pick(&["INVITE", "ACK", "REGISTER", "FOO-BAR"]).to_owned(),
+            };
+            assert_eq!(CSeq::parse(&cseq.to_string()), Ok(cseq));
+        }
+    }
 }

@@ -18,6 +18,7 @@
 
 mod build;
 mod headers;
+mod multipart;
 mod reject;
 mod uri;
 
@@ -25,6 +26,7 @@ use std::fmt;
 
 pub use build::reason_phrase;
 pub use headers::*;
+pub use multipart::{Part, boundary, parse_multipart};
 pub use reject::error_response;
 pub use uri::*;
 

@@ -412,7 +412,8 @@ impl TransactionLayer {
 
     /// Answers 503 without creating a transaction.
     fn refuse(&mut self, request: Request, source: Peer) {
-        tracing::warn!(method = %request.method, %source, limit = self.config.max_transactions, "transaction limit reached; answering 503");
+        // Counted by the TU through the Overloaded event; no log line per refused request.
+        tracing::debug!(method = %request.method, %source, limit = self.config.max_transactions, "transaction limit reached; answering 503");
         let mut response = Response::for_request(&request, 503, reason_phrase(503));
         response.set_to_tag(&self.new_token());
         self.out.transmits.push_back(Transmit {

@@ -52,6 +52,9 @@ pub struct TransportSettings {
     pub limits: Limits,
     /// Close a stream connection after this long without traffic.
     pub idle_timeout: Duration,
+    /// Close a stream connection when a message stays incomplete this long (a
+    /// Content-Length larger than what is sent never resolves, RFC 4475 §3.1.2.2).
+    pub partial_message_timeout: Duration,
     pub max_connections_per_ip: usize,
     /// Messages per second accepted from one source IP (burst of the same size).
     pub max_messages_per_sec_per_ip: u32,
@@ -62,6 +65,7 @@ impl Default for TransportSettings {
         TransportSettings {
             limits: Limits::default(),
             idle_timeout: Duration::from_secs(300),
+            partial_message_timeout: Duration::from_secs(32),
             max_connections_per_ip: 64,
             max_messages_per_sec_per_ip: 2_000,
         }
@@ -104,6 +108,8 @@ pub struct TransportMetrics {
     pub framing_errors: AtomicU64,
     pub connections_refused: AtomicU64,
     pub connections_open: AtomicU64,
+    /// Requests answered 503 because the transaction table was full.
+    pub overloaded: AtomicU64,
 }
 
 /// Why a message could not be sent.
@@ -171,7 +177,7 @@ pub async fn start(
     let mut bound = Vec::new();
     let udp = match listen.udp {
         Some(addr) => {
-            let socket = Arc::new(UdpSocket::bind(addr).await?);
+            let socket = Arc::new(bind_udp(addr)?);
             bound.push(("sip_udp".to_owned(), socket.local_addr()?));
             Some(socket)
         }
@@ -415,6 +421,29 @@ impl TransportHandle {
     }
 }
 
+/// Size asked for the UDP socket buffers: bursts of SIP traffic (a registration storm after a
+/// power cut) overflow the system default of about 200 KB and are lost. The kernel caps it at
+/// `net.core.rmem_max` / `wmem_max`.
+const UDP_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv6() {
+        socket2::Domain::IPV6
+    } else {
+        socket2::Domain::IPV4
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Best effort: a smaller buffer still works.
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// A token bucket per source IP.
 struct RateLimiter {
     rate: f64,
@@ -561,13 +590,27 @@ async fn stream_task<S: AsyncRead + AsyncWrite + Unpin>(
         addr,
         connection: Some(id),
     };
+    let mut partial_since: Option<Instant> = None;
     'connection: loop {
+        let wait = match partial_since {
+            Some(since) => settings
+                .partial_message_timeout
+                .saturating_sub(since.elapsed())
+                .min(settings.idle_timeout),
+            None => settings.idle_timeout,
+        };
         tokio::select! {
-            read = tokio::time::timeout(settings.idle_timeout, stream.read(&mut buffer)) => {
+            read = tokio::time::timeout(wait, stream.read(&mut buffer)) => {
                 let n = match read {
-                    Ok(Ok(0)) | Err(_) => break,
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
                     Ok(Ok(n)) => n,
-                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        if partial_since.is_some() {
+                            handle.inner.metrics.framing_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(%peer, "incomplete message timed out: closing the connection");
+                        }
+                        break;
+                    }
                 };
                 framer.push(&buffer[..n]);
                 loop {
@@ -597,6 +640,11 @@ async fn stream_task<S: AsyncRead + AsyncWrite + Unpin>(
                         }
                     }
                 }
+                partial_since = match (framer.pending(), partial_since) {
+                    (0, _) => None,
+                    (_, Some(since)) => Some(since),
+                    (_, None) => Some(Instant::now()),
+                };
             }
             message = outbox.recv() => {
                 let Some(bytes) = message else { break };
