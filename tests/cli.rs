@@ -176,7 +176,10 @@ fn first_start_writes_the_admin_password_once_and_serves_metrics() {
         .1
         .contains("rswitch_apply_total{outcome=\"applied\"} 1")
     {
-        assert!(std::time::Instant::now() < deadline, "the applied Apply is counted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the applied Apply is counted"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 

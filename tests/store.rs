@@ -874,7 +874,59 @@ async fn migrations_are_idempotent_and_timestamps_keep_microseconds(backend: Bac
     );
 }
 
+async fn upsert_rewrites_by_unique_key_and_delete_where_filters(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    let reg = |contact: &str, cseq: i64| Registration {
+        id: 0,
+        aor: "1000".into(),
+        contact: contact.into(),
+        source: "192.0.2.1:5060".into(),
+        transport: SipTransport::Udp,
+        expires_at: t(60),
+        call_id: "c".into(),
+        cseq,
+        q_value: 1000,
+        path: String::new(),
+        instance_id: String::new(),
+        reg_id: None,
+        user_agent: String::new(),
+        updated_at: t(0),
+    };
+    s.upsert(&reg("sip:a@h", 1), &["aor", "contact"])
+        .await
+        .unwrap();
+    s.upsert(&reg("sip:a@h", 2), &["aor", "contact"])
+        .await
+        .unwrap();
+    let many: Vec<Registration> = (0..450)
+        .map(|i| reg(&format!("sip:{i}@h"), i))
+        .chain([reg("sip:a@h", 3)])
+        .collect();
+    s.upsert_many(&many, &["aor", "contact"]).await.unwrap();
+    let rows = s.all::<Registration>().await.unwrap();
+    assert_eq!(rows.len(), 451, "one row per (aor, contact)");
+    assert_eq!(
+        rows.iter().find(|r| r.contact == "sip:a@h").unwrap().cseq,
+        3,
+        "the last write wins"
+    );
+    let q = ListQuery::default().filter("contact", Value::Text(Some("sip:7@h".into())));
+    assert_eq!(s.delete_where::<Registration>(&q).await.unwrap(), 1);
+    assert_eq!(
+        s.count::<Registration>(&ListQuery::default())
+            .await
+            .unwrap(),
+        450
+    );
+    assert!(matches!(
+        s.upsert(&reg("x", 1), &["nope"]).await,
+        Err(StoreError::UnknownColumn { .. })
+    ));
+}
+
 on_both_backends!(
+    upsert_rewrites_by_unique_key_and_delete_where_filters,
     every_table_supports_create_read_update_delete,
     numbering_plan_refuses_collisions_across_tables,
     cdrs_can_not_be_updated_or_deleted,

@@ -373,21 +373,25 @@ async fn persist_bindings(store: Store, mut changes: mpsc::UnboundedReceiver<Bin
         }
         let mut keep: Vec<usize> = latest.into_values().collect();
         keep.sort_unstable();
-        let result = async {
-            let mut tx = store.begin().await?;
-            for i in keep {
-                match &batch[i] {
-                    BindingChange::Upsert(b) => {
-                        tx.upsert(&binding_row(b), &["aor", "contact"]).await?
-                    }
-                    BindingChange::Remove { aor, contact } => {
-                        let query = ListQuery::default()
-                            .filter("aor", Value::Text(Some(aor.clone())))
-                            .filter("contact", Value::Text(Some(contact.clone())));
-                        tx.delete_where::<Registration>(&query).await?;
-                    }
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
+        for i in keep {
+            match &batch[i] {
+                BindingChange::Upsert(b) => upserts.push(binding_row(b)),
+                BindingChange::Remove { aor, contact } => {
+                    removals.push((aor.clone(), contact.clone()))
                 }
             }
+        }
+        let result = async {
+            let mut tx = store.begin().await?;
+            for (aor, contact) in removals {
+                let query = ListQuery::default()
+                    .filter("aor", Value::Text(Some(aor)))
+                    .filter("contact", Value::Text(Some(contact)));
+                tx.delete_where::<Registration>(&query).await?;
+            }
+            tx.upsert_many(&upserts, &["aor", "contact"]).await?;
             tx.commit().await
         }
         .await;

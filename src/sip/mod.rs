@@ -5,6 +5,7 @@
 //! dialogs and transports build on them.
 
 pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod peer;
 pub mod transaction;

@@ -397,6 +397,12 @@ operations! {
     /// # Errors
     /// A column named in `conflict` does not exist, or the database refuses the row.
     fn upsert<E: Entity>(entity: &E, conflict: &[&str]) -> ();
+    /// [`Store::upsert`] for many rows, in multi-row statements (a round trip per 200 rows
+    /// instead of per row). Rows must not repeat a `conflict` key within one call.
+    ///
+    /// # Errors
+    /// As [`Store::upsert`].
+    fn upsert_many<E: Entity>(entities: &[E], conflict: &[&str]) -> ();
     /// Deletes every row matching `query` (its filters; paging ignored); returns how many.
     ///
     /// # Errors
@@ -595,6 +601,36 @@ mod ops {
             quoted_columns(conflict),
         );
         execute(&mut conn, E::TABLE, &sql, entity.values()).await?;
+        Ok(())
+    }
+
+    pub(super) async fn upsert_many<E: Entity>(
+        mut conn: Conn<'_>,
+        entities: &[E],
+        conflict: &[&str],
+    ) -> Result<(), StoreError> {
+        const ROWS_PER_STATEMENT: usize = 200;
+        for column in conflict {
+            known_column::<E>(column)?;
+        }
+        let updates = E::COLUMNS
+            .iter()
+            .filter(|c| !conflict.contains(c))
+            .map(|c| format!("\"{c}\" = excluded.\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = format!("({})", vec!["?"; E::COLUMNS.len()].join(", "));
+        for chunk in entities.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "insert into {} ({}) values {} on conflict ({}) do update set {updates}",
+                E::TABLE,
+                quoted_columns(E::COLUMNS),
+                vec![row.as_str(); chunk.len()].join(", "),
+                quoted_columns(conflict),
+            );
+            let args = chunk.iter().flat_map(Entity::values).collect();
+            execute(&mut conn, E::TABLE, &sql, args).await?;
+        }
         Ok(())
     }
 
