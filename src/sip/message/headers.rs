@@ -126,9 +126,11 @@ impl Headers {
                 continue;
             }
             if line.starts_with([' ', '\t']) {
-                let last = headers.last_mut().ok_or(ParseError::BadHeaderLine {
-                    line: line.chars().take(64).collect(),
-                })?;
+                let last = headers
+                    .last_mut()
+                    .ok_or_else(|| ParseError::BadHeaderLine {
+                        line: line.chars().take(64).collect(),
+                    })?;
                 let continuation = line.trim_start_matches([' ', '\t']);
                 if !continuation.is_empty() {
                     if !last.value.is_empty() {
@@ -143,9 +145,11 @@ impl Headers {
                 }
                 continue;
             }
-            let (name, value) = line.split_once(':').ok_or(ParseError::BadHeaderLine {
-                line: line.chars().take(64).collect(),
-            })?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| ParseError::BadHeaderLine {
+                    line: line.chars().take(64).collect(),
+                })?;
             let name = name.trim_end_matches([' ', '\t']);
             if !is_token(name) {
                 return Err(ParseError::BadHeaderLine {
@@ -357,29 +361,55 @@ fn controls_only_in_quotes(value: &str) -> bool {
     true
 }
 
-/// Splits a header value at commas that are outside quoted strings and `<…>`.
-pub fn split_commas(value: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut in_quotes, mut escaped, mut in_angle, mut start) = (false, false, false, 0);
-    for (i, b) in value.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match b {
-            b'\\' if in_quotes => escaped = true,
-            b'"' => in_quotes = !in_quotes,
-            b'<' if !in_quotes => in_angle = true,
-            b'>' if !in_quotes => in_angle = false,
-            b',' if !in_quotes && !in_angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
-            }
-            _ => {}
-        }
+/// Splits a header value at commas that are outside quoted strings and `<…>`; each part is
+/// trimmed. Allocation-free.
+pub fn split_commas(value: &str) -> SplitCommas<'_> {
+    SplitCommas {
+        value,
+        position: 0,
+        done: false,
     }
-    parts.push(value[start..].trim());
-    parts.into_iter()
+}
+
+/// The iterator of [`split_commas`].
+#[derive(Debug, Clone)]
+pub struct SplitCommas<'a> {
+    value: &'a str,
+    position: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for SplitCommas<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let bytes = self.value.as_bytes();
+        let (mut in_quotes, mut escaped, mut in_angle) = (false, false, false);
+        let start = self.position;
+        for (offset, &b) in bytes[start..].iter().enumerate() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match b {
+                b'\\' if in_quotes => escaped = true,
+                b'"' => in_quotes = !in_quotes,
+                b'<' if !in_quotes => in_angle = true,
+                b'>' if !in_quotes => in_angle = false,
+                b',' if !in_quotes && !in_angle => {
+                    let end = start + offset;
+                    self.position = end + 1;
+                    return Some(self.value[start..end].trim());
+                }
+                _ => {}
+            }
+        }
+        self.done = true;
+        Some(self.value[start..].trim())
+    }
 }
 
 /// `;name[=value]` parameters of a header value, in order; values as written (quoted strings
@@ -400,7 +430,7 @@ fn parse_params(header: &'static str, text: &str) -> Result<Params, ParseError> 
             .ok_or_else(|| bad("expected ';' before a parameter"))?
             .trim_start();
         let name_end = rest
-            .find(|c: char| !is_token(&c.to_string()))
+            .find(|c: char| !c.is_ascii() || !super::is_token_char(c as u8))
             .unwrap_or(rest.len());
         let name = &rest[..name_end];
         if name.is_empty() {

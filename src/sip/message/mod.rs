@@ -320,7 +320,7 @@ fn find_header_end(data: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn is_token_char(b: u8) -> bool {
+pub(crate) fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
