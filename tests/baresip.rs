@@ -44,19 +44,7 @@ async fn baresip_registers_and_stays_registered_across_refreshes() {
     let config = dir.path().join("rswitch.toml");
     // Short registrations so refreshes happen within the test.
     std::fs::write(&config, "[sip]\nmin_expires = 5\n").unwrap();
-    let out = rswitch_command(dir.path())
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8(out.stdout).unwrap();
-    let password = list
-        .lines()
-        .find(|l| l.starts_with("1000,"))
-        .unwrap()
-        .rsplit(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let password = extension_password(dir.path(), "1000");
 
     let mut cmd = rswitch_command(dir.path());
     cmd.arg("--config").arg(&config);

@@ -4,6 +4,8 @@
 //! its index). Valid messages must parse, print, and parse again to the same message; invalid
 //! ones must give a typed error; "reject or tolerate" cases may do either but must not panic.
 
+mod common;
+
 use std::path::PathBuf;
 
 use rswitch::sip::message::{Limits, Message, ParseError, parse_datagram};
@@ -119,25 +121,6 @@ fn rfc4475_rejections_map_to_the_right_response() {
     ));
 }
 
-/// The RFC 5118 files use bare LF; convert to CRLF and fix Content-Length as the corpus notes say.
-fn rfc5118_message(raw: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8(raw.to_vec()).expect("RFC 5118 messages are text");
-    let text = text.replace("\r\n", "\n");
-    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    let body = body.replace('\n', "\r\n");
-    let head: Vec<String> = head
-        .lines()
-        .map(|l| {
-            if l.to_ascii_lowercase().starts_with("content-length") {
-                format!("Content-Length: {}", body.len())
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    format!("{}\r\n\r\n{}", head.join("\r\n"), body).into_bytes()
-}
-
 #[test]
 fn rfc5118_ipv6_messages_only_ipv6_bad_is_rejected() {
     let dir = data_dir("rfc5118");
@@ -147,7 +130,7 @@ fn rfc5118_ipv6_messages_only_ipv6_bad_is_rejected() {
     for line in index.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (file, parser_must) = (cols[0], cols[3]);
-        let raw = rfc5118_message(&std::fs::read(dir.join(file)).unwrap());
+        let raw = common::rfc5118_message(&std::fs::read(dir.join(file)).unwrap());
         let result = parse_datagram(&raw, &Limits::default());
         match (parser_must.starts_with("ACCEPT"), &result) {
             (true, Ok(message)) => reparse_equivalent(file, message),

@@ -113,30 +113,36 @@ fn transaction_key(raw: &[u8]) -> Option<String> {
     ))
 }
 
+/// Splits `files` into groups in which no two share a transaction key, keeping their order.
+fn waves<T: Copy>(
+    files: &[(&'static str, T)],
+    key: impl Fn(&str) -> Option<String>,
+) -> Vec<Vec<(&'static str, T)>> {
+    let mut waves: Vec<Vec<(&'static str, T)>> = Vec::new();
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    for &(file, expected) in files {
+        let key = key(file);
+        let wave = (0..)
+            .find(|&w| {
+                key.as_ref()
+                    .is_none_or(|k| !keys.get(w).is_some_and(|ks: &Vec<String>| ks.contains(k)))
+            })
+            .expect("some wave has room");
+        if waves.len() <= wave {
+            waves.push(Vec::new());
+            keys.push(Vec::new());
+        }
+        waves[wave].push((file, expected));
+        keys[wave].extend(key);
+    }
+    waves
+}
+
 #[test]
 fn rfc4475_messages_over_udp_get_the_answer_the_index_names() {
     assert_eq!(EXPECTED_UDP.len(), 50, "the whole corpus");
     // Files whose transaction keys collide go to separate server runs ("waves").
-    let mut waves: Vec<Vec<(&str, Option<u16>)>> = Vec::new();
-    let mut keys_per_wave: Vec<Vec<String>> = Vec::new();
-    for &(file, expected) in EXPECTED_UDP {
-        let key = transaction_key(&corpus(file));
-        let wave = (0..)
-            .find(|&w| {
-                key.as_ref().is_none_or(|k| {
-                    !keys_per_wave
-                        .get(w)
-                        .is_some_and(|ks: &Vec<String>| ks.contains(k))
-                })
-            })
-            .unwrap();
-        if waves.len() <= wave {
-            waves.push(Vec::new());
-            keys_per_wave.push(Vec::new());
-        }
-        waves[wave].push((file, expected));
-        keys_per_wave[wave].extend(key);
-    }
+    let waves = waves(EXPECTED_UDP, |file| transaction_key(&corpus(file)));
     let mut failures = Vec::new();
     let mut checked = 0;
     for wave in &waves {
@@ -406,19 +412,7 @@ fn sha256_digest_registers_when_configured_and_unknown_users_look_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rswitch.toml");
     std::fs::write(&config, "[sip]\nauth_algorithms = [\"SHA-256\"]\n").unwrap();
-    let out = rswitch_command(dir.path())
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8(out.stdout).unwrap();
-    let password = list
-        .lines()
-        .find(|l| l.starts_with("1042,"))
-        .unwrap()
-        .rsplit(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let password = extension_password(dir.path(), "1042");
     let mut cmd = rswitch_command(dir.path());
     cmd.arg("--config").arg(&config);
     let (_server, _logs, listeners) = start_server_with_listeners(cmd);
@@ -614,27 +608,9 @@ fn oversized_message_gets_513() {
     assert_eq!(first_answer(&socket, Duration::from_secs(3)), Some(513));
 }
 
-/// The RFC 5118 files use bare LF; make them CRLF with a right Content-Length.
 fn rfc5118(file: &str) -> Vec<u8> {
-    let raw = std::fs::read_to_string(format!(
-        "{}/tests/data/rfc5118/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let raw = raw.replace("\r\n", "\n");
-    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
-    let body = body.replace('\n', "\r\n");
-    let head: Vec<String> = head
-        .lines()
-        .map(|l| {
-            if l.to_ascii_lowercase().starts_with("content-length") {
-                format!("Content-Length: {}", body.len())
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    format!("{}\r\n\r\n{body}", head.join("\r\n")).into_bytes()
+    let path = format!("{}/tests/data/rfc5118/{file}", env!("CARGO_MANIFEST_DIR"));
+    rfc5118_message(&std::fs::read(path).unwrap())
 }
 
 #[test]
@@ -657,20 +633,7 @@ fn ipv6_listener_answers_the_rfc5118_messages() {
         ("ipv6-correct-abnf-2-colons", 200),
     ];
     // Several files share a transaction key: send those to a second server, as in the RFC 4475 test.
-    let mut waves: Vec<Vec<(&str, u16)>> = vec![Vec::new()];
-    let mut keys: Vec<Vec<String>> = vec![Vec::new()];
-    for &(file, status) in expected {
-        let key = transaction_key(&rfc5118(file)).unwrap_or_else(|| file.to_owned());
-        let wave = (0..)
-            .find(|&w| !keys.get(w).is_some_and(|k: &Vec<String>| k.contains(&key)))
-            .unwrap();
-        if waves.len() <= wave {
-            waves.push(Vec::new());
-            keys.push(Vec::new());
-        }
-        waves[wave].push((file, status));
-        keys[wave].push(key);
-    }
+    let waves = waves(expected, |file| transaction_key(&rfc5118(file)));
     let mut failures = Vec::new();
     let mut servers = vec![(_server, listeners, _dir)];
     for (i, wave) in waves.iter().enumerate() {
@@ -700,19 +663,7 @@ fn ipv6_listener_answers_the_rfc5118_messages() {
 fn bindings_survive_a_restart() {
     use rswitch::sip::auth::{Challenge, NonceCount};
     let dir = tempfile::tempdir().unwrap();
-    let out = rswitch_command(dir.path())
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .unwrap();
-    let list = String::from_utf8(out.stdout).unwrap();
-    let password = list
-        .lines()
-        .find(|l| l.starts_with("1007,"))
-        .unwrap()
-        .rsplit(',')
-        .next()
-        .unwrap()
-        .to_owned();
+    let password = extension_password(dir.path(), "1007");
 
     let (mut server, _logs, listeners) = start_server_with_listeners(rswitch_command(dir.path()));
     let target = listeners["sip_udp"].clone();

@@ -271,3 +271,44 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The password of extension `number`, read with `rswitch extensions list` on `data_dir`.
+pub fn extension_password(data_dir: &std::path::Path, number: &str) -> String {
+    let out = rswitch_command(data_dir)
+        .args(["extensions", "list", "--format", "csv"])
+        .output()
+        .expect("run rswitch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = String::from_utf8(out.stdout).expect("UTF-8 list");
+    let line = list
+        .lines()
+        .find(|l| l.split(',').next() == Some(number))
+        .unwrap_or_else(|| panic!("extension {number} is not in the list"));
+    line.rsplit(',')
+        .next()
+        .expect("a password column")
+        .to_owned()
+}
+
+/// An RFC 5118 message made usable: the archive has bare LF line ends and a stale
+/// Content-Length; this gives CRLF and the body's real length.
+pub fn rfc5118_message(raw: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let body = body.replace('\n', "\r\n");
+    let head: Vec<String> = head
+        .lines()
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("content-length") {
+                format!("Content-Length: {}", body.len())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    format!("{}\r\n\r\n{}", head.join("\r\n"), body).into_bytes()
+}

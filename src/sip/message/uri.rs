@@ -202,20 +202,7 @@ impl SipUri {
         let mut parts = before_headers.split(';');
         let hostport = parts.next().unwrap_or_default();
         let (host, port) = parse_hostport(hostport)?;
-        let mut params = Vec::new();
-        for p in parts {
-            let (name, value) = match p.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (p, None),
-            };
-            if name.is_empty()
-                || !valid_escaped(name, PARAM_EXTRA)
-                || value.is_some_and(|v| !valid_escaped(v, PARAM_EXTRA))
-            {
-                return Err("invalid URI parameter");
-            }
-            params.push((name.to_owned(), value.map(str::to_owned)));
-        }
+        let params = parse_uri_params(parts).ok_or("invalid URI parameter")?;
         Ok(SipUri {
             secure,
             user,
@@ -240,6 +227,25 @@ impl SipUri {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_deref())
     }
+}
+
+/// `;name[=value]` URI parameters (already split at `;`), as written; `None` if one is not
+/// valid (empty name, characters outside `paramchar`, a bad escape).
+fn parse_uri_params<'a>(
+    parts: impl Iterator<Item = &'a str>,
+) -> Option<Vec<(String, Option<String>)>> {
+    parts
+        .map(|p| {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            };
+            let valid = !name.is_empty()
+                && valid_escaped(name, PARAM_EXTRA)
+                && value.is_none_or(|v| valid_escaped(v, PARAM_EXTRA));
+            valid.then(|| (name.to_owned(), value.map(str::to_owned)))
+        })
+        .collect()
 }
 
 /// `host[:port]` of a SIP URI or Via sent-by.
@@ -326,20 +332,7 @@ impl TelUri {
         {
             return Err("invalid telephone number");
         }
-        let mut params = Vec::new();
-        for p in parts {
-            let (name, value) = match p.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (p, None),
-            };
-            if name.is_empty()
-                || !valid_escaped(name, PARAM_EXTRA)
-                || value.is_some_and(|v| !valid_escaped(v, PARAM_EXTRA))
-            {
-                return Err("invalid tel parameter");
-            }
-            params.push((name.to_owned(), value.map(str::to_owned)));
-        }
+        let params = parse_uri_params(parts).ok_or("invalid tel parameter")?;
         Ok(TelUri {
             number: number.to_owned(),
             params,
