@@ -9,44 +9,45 @@ use super::{Limits, Message, ParseError, is_token};
 
 /// Known header names, with their compact forms (RFC 3261 §7.3.3 and extensions).
 const CANONICAL: &[(&str, Option<char>)] = &[
-    ("Accept", None),
-    ("Accept-Contact", Some('a')),
-    ("Allow", None),
-    ("Allow-Events", Some('u')),
-    ("Authorization", None),
+    // The headers of almost every message first: the lookup is a linear search.
+    ("Via", Some('v')),
+    ("From", Some('f')),
+    ("To", Some('t')),
     ("Call-ID", Some('i')),
+    ("CSeq", None),
     ("Contact", Some('m')),
-    ("Content-Encoding", Some('e')),
+    ("Max-Forwards", None),
     ("Content-Length", Some('l')),
     ("Content-Type", Some('c')),
-    ("CSeq", None),
-    ("Event", Some('o')),
+    ("User-Agent", None),
     ("Expires", None),
-    ("From", Some('f')),
+    ("Authorization", None),
+    ("Allow", None),
+    ("Supported", Some('k')),
+    ("Route", None),
+    ("Record-Route", None),
+    ("WWW-Authenticate", None),
+    ("Accept", None),
+    ("Accept-Contact", Some('a')),
+    ("Allow-Events", Some('u')),
+    ("Content-Encoding", Some('e')),
+    ("Event", Some('o')),
     ("Identity", Some('y')),
-    ("Max-Forwards", None),
     ("Min-Expires", None),
     ("Path", None),
     ("Proxy-Authenticate", None),
     ("Proxy-Authorization", None),
     ("Proxy-Require", None),
     ("RAck", None),
-    ("Record-Route", None),
     ("Refer-To", Some('r')),
     ("Referred-By", Some('b')),
     ("Reject-Contact", Some('j')),
     ("Request-Disposition", Some('d')),
     ("Require", None),
-    ("Route", None),
     ("RSeq", None),
     ("Session-Expires", Some('x')),
     ("Subject", Some('s')),
-    ("Supported", Some('k')),
-    ("To", Some('t')),
     ("Unsupported", None),
-    ("User-Agent", None),
-    ("Via", Some('v')),
-    ("WWW-Authenticate", None),
 ];
 
 /// The canonical name of a header (compact forms expanded, known names in their usual case),
@@ -68,8 +69,9 @@ fn canonical_name(name: &str) -> Option<&'static str> {
 /// One header field as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// The name as it appeared (a compact form stays compact).
-    raw_name: String,
+    /// The name as it appeared when it differs from the canonical spelling (a compact form
+    /// stays compact, odd capitalisation is kept); `None` when it is the canonical one.
+    raw_name: Option<String>,
     /// The canonical name for known headers.
     canonical: Option<&'static str>,
     /// The value with continuation lines joined by a single space, otherwise as received.
@@ -79,16 +81,21 @@ pub struct Header {
 impl Header {
     /// A header built by this stack (the name is used as given).
     pub fn new(name: &str, value: impl Into<String>) -> Header {
+        let canonical = canonical_name(name);
         Header {
-            raw_name: name.to_owned(),
-            canonical: canonical_name(name),
+            raw_name: (canonical != Some(name)).then(|| name.to_owned()),
+            canonical,
             value: value.into(),
         }
     }
 
     /// The name as it will be printed.
     pub fn name_text(&self) -> &str {
-        &self.raw_name
+        match (&self.raw_name, self.canonical) {
+            (Some(raw), _) => raw,
+            (None, Some(canonical)) => canonical,
+            (None, None) => "",
+        }
     }
 
     /// Whether this header is `name` (case-insensitive; compact forms match their long name).
@@ -100,7 +107,7 @@ impl Header {
                     || (name.len() == 1 && canonical_name(name) == Some(canonical))
             }
             // An unknown header can only be asked for by its own name.
-            None => self.raw_name.eq_ignore_ascii_case(name),
+            None => self.name_text().eq_ignore_ascii_case(name),
         }
     }
 
@@ -119,19 +126,21 @@ impl Headers {
     /// # Errors
     /// A line that is not a header field, a control character outside quotes, or a limit.
     pub fn parse(text: &str, limits: &Limits) -> Result<Headers, ParseError> {
-        let mut headers: Vec<Header> = Vec::new();
+        let bad_line = |line: &str| ParseError::BadHeaderLine {
+            line: line.chars().take(64).collect(),
+        };
+        let mut headers: Vec<Header> = Vec::with_capacity(16);
+        // Control characters are legal only inside quoted strings (RFC 4475 §3.1.1.2); the
+        // quote-aware check runs only for the rare value that has one.
+        let mut has_controls = false;
         for line in text.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.is_empty() {
                 continue;
             }
             if line.starts_with([' ', '\t']) {
-                let last = headers
-                    .last_mut()
-                    .ok_or_else(|| ParseError::BadHeaderLine {
-                        line: line.chars().take(64).collect(),
-                    })?;
-                let continuation = line.trim_start_matches([' ', '\t']);
+                let last = headers.last_mut().ok_or_else(|| bad_line(line))?;
+                let continuation = line.trim_matches([' ', '\t']);
                 if !continuation.is_empty() {
                     if !last.value.is_empty() {
                         last.value.push(' ');
@@ -143,18 +152,13 @@ impl Headers {
                         limit: limits.max_header_bytes,
                     });
                 }
+                has_controls |= has_control(continuation);
                 continue;
             }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| ParseError::BadHeaderLine {
-                    line: line.chars().take(64).collect(),
-                })?;
+            let (name, value) = line.split_once(':').ok_or_else(|| bad_line(line))?;
             let name = name.trim_end_matches([' ', '\t']);
             if !is_token(name) {
-                return Err(ParseError::BadHeaderLine {
-                    line: line.chars().take(64).collect(),
-                });
+                return Err(bad_line(line));
             }
             if headers.len() == limits.max_headers {
                 return Err(ParseError::TooManyHeaders {
@@ -166,21 +170,17 @@ impl Headers {
                     limit: limits.max_header_bytes,
                 });
             }
+            let value = value.trim_matches([' ', '\t']);
+            has_controls |= has_control(value);
+            let canonical = canonical_name(name);
             headers.push(Header {
-                raw_name: name.to_owned(),
-                canonical: canonical_name(name),
-                value: value.trim_matches([' ', '\t']).to_owned(),
+                raw_name: (canonical != Some(name)).then(|| name.to_owned()),
+                canonical,
+                value: value.to_owned(),
             });
         }
-        for h in &mut headers {
-            let trimmed = h.value.trim_end_matches([' ', '\t']).len();
-            h.value.truncate(trimmed);
-            if h.value.bytes().any(|b| b < b' ' && b != b'\t') {
-                // Control characters are legal only inside quoted strings (RFC 4475 §3.1.1.2).
-                if !controls_only_in_quotes(&h.value) {
-                    return Err(ParseError::BadEncoding);
-                }
-            }
+        if has_controls && headers.iter().any(|h| !controls_only_in_quotes(&h.value)) {
+            return Err(ParseError::BadEncoding);
         }
         Ok(Headers(headers))
     }
@@ -341,6 +341,10 @@ impl Headers {
             .map(|v| NameAddr::parse(header, v))
             .collect()
     }
+}
+
+fn has_control(text: &str) -> bool {
+    text.bytes().any(|b| b < b' ' && b != b'\t')
 }
 
 fn controls_only_in_quotes(value: &str) -> bool {

@@ -293,31 +293,23 @@ pub fn parse_datagram(datagram: &[u8], limits: &Limits) -> Result<Message, Parse
 }
 
 /// The length of the header section (up to, not including, the empty line) and where the
-/// body starts. Accepts CRLF and bare LF line ends.
+/// body starts. Accepts CRLF and bare LF line ends (and a mix of the two).
 fn find_header_end(data: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while let Some(off) = data[i..].iter().position(|&b| b == b'\n') {
-        let nl = i + off;
-        let next = nl + 1;
-        if data.get(next) == Some(&b'\n') {
-            let head_end = if nl > 0 && data[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            return Some((head_end, next + 1));
-        }
-        if data.get(next) == Some(&b'\r') && data.get(next + 1) == Some(&b'\n') {
-            let head_end = if nl > 0 && data[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            return Some((head_end, next + 2));
-        }
-        i = next;
-    }
-    None
+    // The empty line is the first "\n\n" or "\n\r\n"; SIMD search for both.
+    let lf_lf = memchr::memmem::find(data, b"\n\n");
+    let lf_crlf = memchr::memmem::find(data, b"\n\r\n");
+    let (newline, body_start) = match (lf_lf, lf_crlf) {
+        (Some(a), Some(b)) if a < b => (a, a + 2),
+        (_, Some(b)) => (b, b + 3),
+        (Some(a), None) => (a, a + 2),
+        (None, None) => return None,
+    };
+    let head_end = if newline > 0 && data[newline - 1] == b'\r' {
+        newline - 1
+    } else {
+        newline
+    };
+    Some((head_end, body_start))
 }
 
 pub(crate) fn is_token_char(b: u8) -> bool {

@@ -133,7 +133,7 @@ fn parse_part(content: &[u8], limits: &Limits) -> Result<Part, ParseError> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
