@@ -3,6 +3,7 @@
 #   make run [ARGS="--config rswitch.toml"]   build (release) and start the PBX
 #   make build                                debug build of the workspace
 #   make test [TEST_ARGS="--quick -- filter"] the full check that CI runs
+#   make fuzz TARGET=message [SECONDS=1800]   run one fuzz target (docs/fuzzing.md)
 #   make fmt | make clippy | make clean
 
 # Debian packages needed to build and run rswitch (codec -dev packages go here).
@@ -20,10 +21,14 @@ ARGS ?=
 # Extra arguments for scripts/test in `make test`, e.g. --quick or `-- filter`.
 TEST_ARGS ?=
 
+# The fuzz target and how long `make fuzz` runs it.
+TARGET ?=
+SECONDS ?= 1800
+
 # scripts/test reads the package lists and cargo from the environment.
 export RUN_PACKAGES TEST_PACKAGES CARGO
 
-.PHONY: all run build test fmt clippy clean packages test-packages print-%
+.PHONY: all run build test fuzz fmt clippy clean packages test-packages print-%
 
 all: build
 
@@ -45,6 +50,10 @@ build: packages
 
 test:
 	scripts/test $(TEST_ARGS)
+
+fuzz:
+	@test -n "$(TARGET)" || { echo "usage: make fuzz TARGET=name [SECONDS=n]; targets:"; fuzz/run list; exit 2; }
+	fuzz/run $(TARGET) $(SECONDS)
 
 fmt:
 	$(CARGO) fmt --all
