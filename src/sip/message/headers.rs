@@ -420,6 +420,18 @@ impl<'a> Iterator for SplitCommas<'a> {
 /// keep their quotes).
 pub type Params = Vec<(String, Option<String>)>;
 
+/// The value of parameter `name` (compared case-insensitively) in `params`: `Some(None)` for a
+/// parameter without a value, `None` when absent.
+pub fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_deref())
+}
+
 /// Parses `*( SEMI generic-param )` from `text`, which starts at the first `;` (or is empty).
 fn parse_params(header: &'static str, text: &str) -> Result<Params, ParseError> {
     let bad = |reason: &str| ParseError::BadHeader {
@@ -535,10 +547,7 @@ impl Via {
 
     /// A parameter's value (`Some(None)` for a flag such as a bare `rport`).
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        find_param(&self.params, name)
     }
 
     /// The branch parameter, if present.
@@ -698,10 +707,7 @@ impl NameAddr {
 
     /// A header parameter's value (`Some(None)` for a flag).
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        find_param(&self.params, name)
     }
 
     /// The `tag` parameter, if present.

@@ -222,10 +222,7 @@ impl SipUri {
     /// The value of a URI parameter (name compared case-insensitively); `Some(None)` for a
     /// parameter without a value, such as `lr`.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+        super::find_param(&self.params, name)
     }
 }
 
