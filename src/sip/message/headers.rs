@@ -179,7 +179,11 @@ impl Headers {
                 value: value.to_owned(),
             });
         }
-        if has_controls && headers.iter().any(|h| !controls_only_in_quotes(&h.value)) {
+        if has_controls
+            && headers
+                .iter()
+                .any(|h| has_control(&h.value) && !controls_only_in_quotes(&h.value))
+        {
             return Err(ParseError::BadEncoding);
         }
         Ok(Headers(headers))
@@ -362,7 +366,9 @@ fn controls_only_in_quotes(value: &str) -> bool {
             _ => {}
         }
     }
-    true
+    // A quote left open makes no quoted string: its control characters are bare (and a
+    // trailing CR would not survive printing).
+    !in_quotes
 }
 
 /// Splits a header value at commas that are outside quoted strings and `<…>`; each part is
