@@ -1,5 +1,6 @@
 //! Building messages: responses to requests (RFC 3261 §8.2.6) and header helpers.
 
+use super::headers::NameId;
 use super::{Header, Headers, Request, Response};
 
 impl Response {
@@ -9,8 +10,11 @@ impl Response {
     pub fn for_request(request: &Request, status: u16, reason: &str) -> Response {
         let mut headers = Headers::default();
         for h in request.headers.iter() {
-            if h.is("Via") || h.is("From") || h.is("To") || h.is("Call-ID") || h.is("CSeq") {
-                headers.push(h.clone());
+            if matches!(
+                h.id(),
+                NameId::VIA | NameId::FROM | NameId::TO | NameId::CALL_ID | NameId::CSEQ
+            ) {
+                headers.push_field(h.name_text(), h.value());
             }
         }
         headers.push(Header::new("Content-Length", "0"));

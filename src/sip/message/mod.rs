@@ -20,6 +20,7 @@ mod build;
 mod headers;
 mod multipart;
 mod reject;
+mod typed;
 mod uri;
 
 use std::fmt;
@@ -28,6 +29,7 @@ pub use build::reason_phrase;
 pub use headers::*;
 pub use multipart::{Part, boundary, parse_multipart};
 pub use reject::error_response;
+pub use typed::*;
 pub use uri::*;
 
 /// Size limits applied while parsing. Beyond them the message is refused.
@@ -288,33 +290,63 @@ pub fn parse_datagram(datagram: &[u8], limits: &Limits) -> Result<Message, Parse
     }
     let body = data[body_start..body_start + body_len].to_vec();
     let message = parse_start_line(start_line, headers, body)?;
-    headers::validate(&message, limits)?;
+    typed::validate(&message, limits)?;
     Ok(message)
 }
 
 /// The length of the header section (up to, not including, the empty line) and where the
-/// body starts. Accepts CRLF and bare LF line ends (and a mix of the two).
+/// body starts. Accepts CRLF and bare LF line ends (and a mix of the two): the empty line is
+/// the first "\n\n" or "\n\r\n".
 fn find_header_end(data: &[u8]) -> Option<(usize, usize)> {
-    // The empty line is the first "\n\n" or "\n\r\n"; SIMD search for both.
-    let lf_lf = memchr::memmem::find(data, b"\n\n");
-    let lf_crlf = memchr::memmem::find(data, b"\n\r\n");
-    let (newline, body_start) = match (lf_lf, lf_crlf) {
-        (Some(a), Some(b)) if a < b => (a, a + 2),
-        (_, Some(b)) => (b, b + 3),
-        (Some(a), None) => (a, a + 2),
-        (None, None) => return None,
+    let head_end = |newline: usize| {
+        if newline > 0 && data[newline - 1] == b'\r' {
+            newline - 1
+        } else {
+            newline
+        }
     };
-    let head_end = if newline > 0 && data[newline - 1] == b'\r' {
-        newline - 1
-    } else {
-        newline
-    };
-    Some((head_end, body_start))
+    for newline in memchr::memchr_iter(b'\n', data) {
+        match data.get(newline + 1) {
+            Some(b'\n') => return Some((head_end(newline), newline + 2)),
+            Some(b'\r') if data.get(newline + 2) == Some(&b'\n') => {
+                return Some((head_end(newline), newline + 3));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `s` split at the first `byte` (an ASCII byte, so both halves are valid text).
+pub(crate) fn split_once_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
+    debug_assert!(byte.is_ascii());
+    memchr::memchr(byte, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// The index of the first `byte` (ASCII) in `s`.
+pub(crate) fn find_byte(s: &str, byte: u8) -> Option<usize> {
+    memchr::memchr(byte, s.as_bytes())
 }
 
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN_CHARS[usize::from(b)]
 }
+
+/// `token` characters of RFC 3261 §25.1: alphanumerics and `-.!%*_+`'~`.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Whether `s` is a non-empty RFC 3261 token.
 pub fn is_token(s: &str) -> bool {
@@ -383,8 +415,10 @@ fn parse_start_line(line: &str, headers: Headers, body: Vec<u8>) -> Result<Messa
             body,
         }));
     }
-    let parts: Vec<&str> = line.split(' ').collect();
-    let [method, uri, version] = parts[..] else {
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(ParseError::BadStartLine {
             reason: "expected METHOD SP Request-URI SP SIP/2.0 with single spaces",
         });

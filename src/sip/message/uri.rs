@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::ParseError;
+use super::{ParseError, find_byte, split_once_byte};
 
 /// A URI as it appears in a Request-URI or a name-addr.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,30 +63,7 @@ impl Uri {
     /// # Errors
     /// [`ParseError::BadUri`] when the text is not a URI of its scheme.
     pub fn parse(text: &str) -> Result<Uri, ParseError> {
-        let bad = |reason: &'static str| ParseError::BadUri {
-            uri: text.chars().take(128).collect(),
-            reason,
-        };
-        if text.is_empty()
-            || text
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
-        {
-            return Err(bad("empty, or holds whitespace, control characters or <>"));
-        }
-        let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
-        if !is_scheme(scheme) {
-            return Err(bad("invalid scheme"));
-        }
-        match scheme.to_ascii_lowercase().as_str() {
-            "sip" => SipUri::parse_rest(rest, false).map(Uri::Sip).map_err(bad),
-            "sips" => SipUri::parse_rest(rest, true).map(Uri::Sip).map_err(bad),
-            "tel" => TelUri::parse_rest(rest).map(Uri::Tel).map_err(bad),
-            _ => Ok(Uri::Other {
-                scheme: scheme.to_owned(),
-                rest: rest.to_owned(),
-            }),
-        }
+        UriRef::parse(text).map(|u| u.to_owned())
     }
 
     pub fn as_sip(&self) -> Option<&SipUri> {
@@ -102,18 +79,168 @@ impl Uri {
     }
 }
 
+/// A URI as slices of the text it was parsed from: the grammar check without allocating.
+/// [`Uri::parse`] is this plus [`UriRef::to_owned`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UriRef<'a> {
+    Sip(SipUriRef<'a>),
+    Tel {
+        number: &'a str,
+        /// `;name[=value]…`, validated, possibly empty.
+        params: &'a str,
+    },
+    Other {
+        scheme: &'a str,
+        rest: &'a str,
+    },
+}
+
+/// The parts of a `sip:` or `sips:` URI as slices of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SipUriRef<'a> {
+    pub secure: bool,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub host: HostRef<'a>,
+    pub port: Option<u16>,
+    /// `;name[=value]…`, validated, possibly empty.
+    pub params: &'a str,
+    pub headers: Option<&'a str>,
+}
+
+/// A host as a slice of the text it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostRef<'a> {
+    Domain(&'a str),
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+    Ipv6Lenient(&'a str),
+}
+
+impl HostRef<'_> {
+    pub(crate) fn to_owned(self) -> Host {
+        match self {
+            HostRef::Domain(d) => Host::Domain(d.to_owned()),
+            HostRef::Ipv4(a) => Host::Ipv4(a),
+            HostRef::Ipv6(a) => Host::Ipv6(a),
+            HostRef::Ipv6Lenient(t) => Host::Ipv6Lenient(t.to_owned()),
+        }
+    }
+}
+
+impl<'a> UriRef<'a> {
+    /// Checks `text` against the grammar of its scheme; `text` must not contain whitespace.
+    ///
+    /// # Errors
+    /// [`ParseError::BadUri`] when the text is not a URI of its scheme.
+    pub(crate) fn parse(text: &'a str) -> Result<UriRef<'a>, ParseError> {
+        let bad = |reason: &'static str| ParseError::BadUri {
+            uri: text.chars().take(128).collect(),
+            reason,
+        };
+        if text.is_empty()
+            || text
+                .bytes()
+                .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
+        {
+            return Err(bad("empty, or holds whitespace, control characters or <>"));
+        }
+        let (scheme, rest) = split_once_byte(text, b':').ok_or_else(|| bad("no scheme"))?;
+        if !is_scheme(scheme) {
+            return Err(bad("invalid scheme"));
+        }
+        if scheme.eq_ignore_ascii_case("sip") {
+            SipUriRef::parse_rest(rest, false)
+                .map(UriRef::Sip)
+                .map_err(bad)
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            SipUriRef::parse_rest(rest, true)
+                .map(UriRef::Sip)
+                .map_err(bad)
+        } else if scheme.eq_ignore_ascii_case("tel") {
+            parse_tel_rest(rest).map_err(bad)
+        } else {
+            Ok(UriRef::Other { scheme, rest })
+        }
+    }
+
+    /// The owned form.
+    pub(crate) fn to_owned(self) -> Uri {
+        match self {
+            UriRef::Sip(u) => Uri::Sip(SipUri {
+                secure: u.secure,
+                user: u.user.map(str::to_owned),
+                password: u.password.map(str::to_owned),
+                host: u.host.to_owned(),
+                port: u.port,
+                params: owned_uri_params(u.params),
+                headers: u.headers.map(str::to_owned),
+            }),
+            UriRef::Tel { number, params } => Uri::Tel(TelUri {
+                number: number.to_owned(),
+                params: owned_uri_params(params),
+            }),
+            UriRef::Other { scheme, rest } => Uri::Other {
+                scheme: scheme.to_owned(),
+                rest: rest.to_owned(),
+            },
+        }
+    }
+}
+
 fn is_scheme(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic())
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
-}
+/// A set of characters allowed unescaped in one URI component: the unreserved characters
+/// of RFC 3261 §25.1 plus the component's own (see [`CHAR_CLASSES`]).
+#[derive(Clone, Copy)]
+struct CharClass(u8);
 
-/// Every byte is allowed by `extra` or unreserved, and every `%` starts a valid escape.
-fn valid_escaped(s: &str, extra: &[u8]) -> bool {
+const USER: CharClass = CharClass(1);
+const PASSWORD: CharClass = CharClass(2);
+const PARAM: CharClass = CharClass(4);
+const HEADER: CharClass = CharClass(8);
+
+/// For each byte, the classes that allow it unescaped.
+const CHAR_CLASSES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let unreserved = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
+        let mut classes = 0;
+        if unreserved || matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            classes |= USER.0;
+        }
+        if unreserved || matches!(c, b'&' | b'=' | b'+' | b'$' | b',') {
+            classes |= PASSWORD.0;
+        }
+        if unreserved || matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            classes |= PARAM.0;
+        }
+        if unreserved
+            || matches!(
+                c,
+                b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+            )
+        {
+            classes |= HEADER.0;
+        }
+        table[b] = classes;
+        b += 1;
+    }
+    table
+};
+
+/// Every byte is allowed by `class`, and every `%` starts a valid escape.
+fn valid_escaped(s: &str, class: CharClass) -> bool {
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -127,7 +254,7 @@ fn valid_escaped(s: &str, extra: &[u8]) -> bool {
             i += 3;
             continue;
         }
-        if !(is_unreserved(b) || extra.contains(&b)) {
+        if CHAR_CLASSES[usize::from(b)] & class.0 == 0 {
             return false;
         }
         i += 1;
@@ -161,59 +288,58 @@ fn hex(b: &u8) -> Option<u8> {
     (*b as char).to_digit(16).map(|d| d as u8)
 }
 
-const USER_EXTRA: &[u8] = b"&=+$,;?/";
-const PASSWORD_EXTRA: &[u8] = b"&=+$,";
-const PARAM_EXTRA: &[u8] = b"[]/:&+$";
-const HEADER_EXTRA: &[u8] = b"[]/?:+$=&";
-
-impl SipUri {
-    fn parse_rest(rest: &str, secure: bool) -> Result<SipUri, &'static str> {
-        let (userinfo, hostpart) = match rest.rfind('@') {
+impl<'a> SipUriRef<'a> {
+    fn parse_rest(rest: &'a str, secure: bool) -> Result<SipUriRef<'a>, &'static str> {
+        let (userinfo, hostpart) = match memchr::memrchr(b'@', rest.as_bytes()) {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some(info) => {
-                let (user, password) = match info.split_once(':') {
+                let (user, password) = match split_once_byte(info, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                if user.is_empty() || !valid_escaped(user, USER_EXTRA) {
+                if user.is_empty() || !valid_escaped(user, USER) {
                     return Err("invalid user part");
                 }
                 if let Some(p) = password
-                    && !valid_escaped(p, PASSWORD_EXTRA)
+                    && !valid_escaped(p, PASSWORD)
                 {
                     return Err("invalid password");
                 }
-                (Some(user.to_owned()), password.map(str::to_owned))
+                (Some(user), password)
             }
         };
-        let (before_headers, headers) = match hostpart.split_once('?') {
+        let (before_headers, headers) = match split_once_byte(hostpart, b'?') {
             Some((b, h)) => (b, Some(h)),
             None => (hostpart, None),
         };
         if let Some(h) = headers
-            && (h.is_empty() || !valid_escaped(h, HEADER_EXTRA))
+            && (h.is_empty() || !valid_escaped(h, HEADER))
         {
             return Err("invalid URI headers");
         }
-        let mut parts = before_headers.split(';');
-        let hostport = parts.next().unwrap_or_default();
-        let (host, port) = parse_hostport(hostport)?;
-        let params = parse_uri_params(parts).ok_or("invalid URI parameter")?;
-        Ok(SipUri {
+        let params_start = find_byte(before_headers, b';').unwrap_or(before_headers.len());
+        let (host, port) = parse_hostport_ref(&before_headers[..params_start])?;
+        let params = &before_headers[params_start..];
+        if !valid_uri_params(params) {
+            return Err("invalid URI parameter");
+        }
+        Ok(SipUriRef {
             secure,
             user,
             password,
             host,
             port,
             params,
-            headers: headers.map(str::to_owned),
+            headers,
         })
     }
+}
 
+impl SipUri {
     /// The user part with escapes decoded (`%00` stays a distinct byte, RFC 4475 §3.1.1.4).
     pub fn user_unescaped(&self) -> Option<Vec<u8>> {
         self.user.as_deref().map(unescape)
@@ -226,22 +352,49 @@ impl SipUri {
     }
 }
 
-/// `;name[=value]` URI parameters (already split at `;`), as written; `None` if one is not
-/// valid (empty name, characters outside `paramchar`, a bad escape).
-fn parse_uri_params<'a>(
-    parts: impl Iterator<Item = &'a str>,
-) -> Option<Vec<(String, Option<String>)>> {
-    parts
-        .map(|p| {
-            let (name, value) = match p.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (p, None),
-            };
-            let valid = !name.is_empty()
-                && valid_escaped(name, PARAM_EXTRA)
-                && value.is_none_or(|v| valid_escaped(v, PARAM_EXTRA));
-            valid.then(|| (name.to_owned(), value.map(str::to_owned)))
+/// The `;name[=value]` URI parameters of `raw` (empty, or starting with `;`), as written.
+fn uri_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    SplitSemicolons(raw.strip_prefix(';')).map(|p| match split_once_byte(p, b'=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (p, None),
+    })
+}
+
+/// The parts of a text between semicolons (the text starting after the first one).
+struct SplitSemicolons<'a>(Option<&'a str>);
+
+impl<'a> Iterator for SplitSemicolons<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.0?;
+        match rest.bytes().position(|b| b == b';') {
+            Some(i) => {
+                self.0 = Some(&rest[i + 1..]);
+                Some(&rest[..i])
+            }
+            None => {
+                self.0 = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
+/// Whether every URI parameter of `raw` is valid (a name, characters of `paramchar`, good
+/// escapes).
+fn valid_uri_params(raw: &str) -> bool {
+    (raw.is_empty() || raw.starts_with(';'))
+        && uri_params(raw).all(|(name, value)| {
+            !name.is_empty()
+                && valid_escaped(name, PARAM)
+                && value.is_none_or(|v| valid_escaped(v, PARAM))
         })
+}
+
+fn owned_uri_params(raw: &str) -> Vec<(String, Option<String>)> {
+    uri_params(raw)
+        .map(|(n, v)| (n.to_owned(), v.map(str::to_owned)))
         .collect()
 }
 
@@ -250,8 +403,13 @@ fn parse_uri_params<'a>(
 /// # Errors
 /// A reason when the host or port is not valid.
 pub fn parse_hostport(text: &str) -> Result<(Host, Option<u16>), &'static str> {
+    parse_hostport_ref(text).map(|(host, port)| (host.to_owned(), port))
+}
+
+/// [`parse_hostport`] without allocating.
+pub(crate) fn parse_hostport_ref(text: &str) -> Result<(HostRef<'_>, Option<u16>), &'static str> {
     let (host_text, port_text) = if let Some(inner) = text.strip_prefix('[') {
-        let end = inner.find(']').ok_or("unterminated IPv6 reference")?;
+        let end = find_byte(inner, b']').ok_or("unterminated IPv6 reference")?;
         let after = &inner[end + 1..];
         let port = match after {
             "" => None,
@@ -259,7 +417,7 @@ pub fn parse_hostport(text: &str) -> Result<(Host, Option<u16>), &'static str> {
         };
         (&text[..end + 2], port)
     } else {
-        match text.split_once(':') {
+        match split_once_byte(text, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (text, None),
         }
@@ -274,67 +432,97 @@ pub fn parse_hostport(text: &str) -> Result<(Host, Option<u16>), &'static str> {
     Ok((parse_host(host_text)?, port))
 }
 
-fn parse_host(text: &str) -> Result<Host, &'static str> {
+fn parse_host(text: &str) -> Result<HostRef<'_>, &'static str> {
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         if let Ok(addr) = inner.parse::<Ipv6Addr>() {
-            return Ok(Host::Ipv6(addr));
+            return Ok(HostRef::Ipv6(addr));
         }
         if inner.contains(':')
             && inner
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
-            return Ok(Host::Ipv6Lenient(inner.to_owned()));
+            return Ok(HostRef::Ipv6Lenient(inner));
         }
         return Err("invalid IPv6 reference");
     }
     if text.is_empty() {
         return Err("empty host");
     }
-    if text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-        && let Ok(addr) = text.parse::<Ipv4Addr>()
-    {
-        return Ok(Host::Ipv4(addr));
+    if let Some(addr) = parse_ipv4(text) {
+        return Ok(HostRef::Ipv4(addr));
     }
-    let valid_label = |l: &str| {
-        !l.is_empty()
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    let name = text.strip_suffix('.').unwrap_or(text);
-    if name.split('.').all(valid_label) {
-        Ok(Host::Domain(text.to_owned()))
+    if valid_domain(text.strip_suffix('.').unwrap_or(text)) {
+        Ok(HostRef::Domain(text))
     } else {
         Err("invalid host name")
     }
 }
 
-impl TelUri {
-    fn parse_rest(rest: &str) -> Result<TelUri, &'static str> {
-        let mut parts = rest.split(';');
-        let number = parts.next().unwrap_or_default();
-        let global = number.strip_prefix('+');
-        let digits = global.unwrap_or(number);
-        let allowed = |b: u8| {
-            b.is_ascii_digit()
-                || b"-.()".contains(&b)
-                || (global.is_none() && b"*#ABCDabcd".contains(&b))
-        };
-        if digits.is_empty()
-            || !digits.bytes().all(allowed)
-            || !digits
-                .bytes()
-                .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
-        {
-            return Err("invalid telephone number");
+/// Dot-separated labels of alphanumerics and inner hyphens (RFC 3261 §25.1 `hostname`,
+/// read leniently as to the top label), in one pass.
+fn valid_domain(name: &str) -> bool {
+    let mut label_len = 0;
+    let mut previous = b'.';
+    for &b in name.as_bytes() {
+        match b {
+            b'.' if label_len > 0 && previous != b'-' => label_len = 0,
+            b'-' if label_len > 0 => label_len += 1,
+            b if b.is_ascii_alphanumeric() => label_len += 1,
+            _ => return false,
         }
-        let params = parse_uri_params(parts).ok_or("invalid tel parameter")?;
-        Ok(TelUri {
-            number: number.to_owned(),
-            params,
-        })
+        previous = b;
     }
+    label_len > 0 && previous != b'-'
+}
+
+/// A dotted-quad IPv4 address: four decimal octets up to 255, without leading zeros (as
+/// the standard library reads them, without its general-purpose parser's cost).
+fn parse_ipv4(text: &str) -> Option<Ipv4Addr> {
+    let bytes = text.as_bytes();
+    if bytes.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut parts = bytes.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part[0] == b'0')
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let value = part.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then(|| Ipv4Addr::from(octets))
+}
+
+/// The part of a `tel:` URI after the scheme (RFC 3966).
+fn parse_tel_rest(rest: &str) -> Result<UriRef<'_>, &'static str> {
+    let params_start = find_byte(rest, b';').unwrap_or(rest.len());
+    let (number, params) = rest.split_at(params_start);
+    let global = number.strip_prefix('+');
+    let digits = global.unwrap_or(number);
+    let allowed = |b: u8| {
+        b.is_ascii_digit()
+            || b"-.()".contains(&b)
+            || (global.is_none() && b"*#ABCDabcd".contains(&b))
+    };
+    if digits.is_empty()
+        || !digits.bytes().all(allowed)
+        || !digits
+            .bytes()
+            .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#')
+    {
+        return Err("invalid telephone number");
+    }
+    if !valid_uri_params(params) {
+        return Err("invalid tel parameter");
+    }
+    Ok(UriRef::Tel { number, params })
 }
 
 impl fmt::Display for Host {
@@ -428,6 +616,42 @@ mod tests {
         assert_eq!(u.port, Some(5061));
         assert_eq!(u.param("TRANSPORT"), Some(Some("tcp")));
         assert_eq!(u.param("lr"), Some(None));
+    }
+
+    #[test]
+    fn ipv4_addresses_are_read_as_the_standard_library_reads_them() {
+        for text in [
+            "0.0.0.0",
+            "192.0.2.1",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4.",
+            "",
+            "1.2.3.999",
+            "00.0.0.0",
+            "1.2.3.0",
+            "1234.1.1.1",
+            "a.b.c.d",
+            "1.2.3.-4",
+        ] {
+            assert_eq!(parse_ipv4(text), text.parse::<Ipv4Addr>().ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_are_labels_of_alphanumerics_and_inner_hyphens() {
+        for good in ["a", "example.com", "a-b.c-d.e", "x1.2y", "a--b.com"] {
+            assert!(valid_domain(good), "{good}");
+        }
+        for bad in [
+            "", ".", "a..b", "-a.com", "a-.com", "a.-b", "a.b-", "a_b.com", "a.b.", ".a",
+        ] {
+            assert!(!valid_domain(bad), "{bad}");
+        }
     }
 
     #[test]

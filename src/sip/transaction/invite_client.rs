@@ -267,16 +267,16 @@ pub(super) fn ack_for(invite: &Request, response: &Response) -> Request {
     }
     headers.push(Header::new("Max-Forwards", "70"));
     for route in invite.headers.all("Route") {
-        headers.push(route.clone());
+        headers.push_field(route.name_text(), route.value());
     }
     if let Some(from) = invite.headers.all("From").next() {
-        headers.push(from.clone());
+        headers.push_field(from.name_text(), from.value());
     }
     if let Some(to) = response.headers.all("To").next() {
-        headers.push(to.clone());
+        headers.push_field(to.name_text(), to.value());
     }
     if let Some(call_id) = invite.headers.all("Call-ID").next() {
-        headers.push(call_id.clone());
+        headers.push_field(call_id.name_text(), call_id.value());
     }
     let seq = invite.headers.cseq().ok().flatten().map_or(0, |c| c.seq);
     headers.push(Header::new("CSeq", format!("{seq} ACK")));

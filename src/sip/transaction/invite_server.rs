@@ -89,7 +89,9 @@ impl InviteServer {
             let mut trying = Response::for_request(request, 100, "Trying");
             // RFC 3261 §8.2.6.1: a 100 echoes the Timestamp.
             if let Some(timestamp) = request.headers.all("Timestamp").next() {
-                trying.headers.push(timestamp.clone());
+                trying
+                    .headers
+                    .push_field(timestamp.name_text(), timestamp.value());
             }
             ctx.transmit(source, Message::Response(trying.clone()));
             Box::new(trying)
