@@ -118,6 +118,8 @@ pub struct SipConfig {
     pub idle_timeout: Duration,
     pub partial_message_timeout: Duration,
     pub max_transactions: usize,
+    /// Write-behind window of binding changes.
+    pub registration_write_delay: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -511,6 +513,9 @@ impl Layered {
                 self.unsigned("sip.partial_message_timeout_secs", 1..=3_600)?,
             ),
             max_transactions: self.unsigned("sip.max_transactions", 16..=100_000_000)? as usize,
+            registration_write_delay: Duration::from_millis(
+                self.unsigned("sip.registration_write_delay_ms", 0..=60_000)?,
+            ),
         };
         if sip.max_expires < sip.min_expires {
             return Err(self.invalid("sip.max_expires", "must not be below sip.min_expires"));

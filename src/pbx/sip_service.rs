@@ -48,6 +48,9 @@ pub struct SipServiceConfig {
     /// every client had asked for it: phones behind NAT that do not send `rport` still get
     /// their responses. Off: RFC 3261 §18.2.2 (`received` and the Via port).
     pub force_rport: bool,
+    /// How long binding changes gather before they are written together (write-behind).
+    /// Refreshes of one binding within the window are written once.
+    pub registration_write_delay: Duration,
 }
 
 impl Default for SipServiceConfig {
@@ -58,6 +61,7 @@ impl Default for SipServiceConfig {
             registrar: RegistrarConfig::default(),
             transactions: LayerConfig::default(),
             server_name: format!("rswitch/{}", env!("CARGO_PKG_VERSION")),
+            registration_write_delay: Duration::from_secs(1),
             force_rport: true,
         }
     }
@@ -90,7 +94,11 @@ pub async fn run(
     );
 
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
-    let persisting = tokio::spawn(persist_bindings(store, persist_rx));
+    let persisting = tokio::spawn(persist_bindings(
+        store,
+        persist_rx,
+        config.registration_write_delay,
+    ));
 
     let mut key = [0u8; 32];
     rand::fill(&mut key);
@@ -348,12 +356,22 @@ fn to_tag(tsx: TsxId) -> String {
     format!("rsw{hash:x}")
 }
 
-/// Writes binding changes to the store, in order. Changes that queue up while a write is
-/// running are written together in one transaction, and only the last change of each binding
-/// is written, so a burst of registrations costs a few transactions, not one per message.
-async fn persist_bindings(store: Store, mut changes: mpsc::UnboundedReceiver<BindingChange>) {
-    const BATCH: usize = 4096;
+/// Writes binding changes to the store, in order (write-behind). After the first change the
+/// writer waits `delay`, then writes everything that has queued up in one transaction, only
+/// the last change of each binding: a burst of registrations costs a few transactions, not
+/// one per message, and a phone refreshing often costs one write per window. What a crash
+/// loses is at most the last window's changes, which the phones repeat at their next
+/// refresh; a shutdown writes everything (the channel closes, the queue is drained).
+async fn persist_bindings(
+    store: Store,
+    mut changes: mpsc::UnboundedReceiver<BindingChange>,
+    delay: Duration,
+) {
+    const BATCH: usize = 65_536;
     while let Some(first) = changes.recv().await {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match changes.try_recv() {

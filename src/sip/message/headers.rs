@@ -490,6 +490,28 @@ impl Headers {
         self.fields.len()
     }
 
+    /// Drops the text no field refers to any more (replaced values, removed fields) and all
+    /// spare capacity: for headers kept a long time, such as a response held for
+    /// retransmission.
+    pub fn shrink(&mut self) {
+        let live = self
+            .fields
+            .iter()
+            .map(|f| f.name.len() + f.value.len())
+            .sum();
+        let mut text = String::with_capacity(live);
+        for field in &mut self.fields {
+            let name_start = text.len();
+            text.push_str(&self.text[field.name.start as usize..field.name.end as usize]);
+            let value_start = text.len();
+            text.push_str(&self.text[field.value.start as usize..field.value.end as usize]);
+            field.name = Span::of(name_start, value_start);
+            field.value = Span::of(value_start, text.len());
+        }
+        self.text = text;
+        self.fields.shrink_to_fit();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

@@ -231,7 +231,17 @@ impl Message {
                 out.extend_from_slice(format!("{} {} SIP/2.0\r\n", r.method, r.uri).as_bytes())
             }
             Message::Response(r) => {
-                out.extend_from_slice(format!("SIP/2.0 {} {}\r\n", r.status, r.reason).as_bytes())
+                // The status is 100..=699 (checked when parsed, set by this stack otherwise).
+                let status = r.status.min(999);
+                out.extend_from_slice(b"SIP/2.0 ");
+                out.extend_from_slice(&[
+                    b'0' + (status / 100) as u8,
+                    b'0' + (status / 10 % 10) as u8,
+                    b'0' + (status % 10) as u8,
+                    b' ',
+                ]);
+                out.extend_from_slice(r.reason.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
         }
         for h in self.headers().iter() {

@@ -11,7 +11,42 @@ use super::headers::NameId;
 use super::uri::{Host, HostRef, Uri, UriRef, parse_hostport_ref};
 use super::{Headers, Limits, Message, ParseError, is_token, split_commas};
 
+/// What transaction matching needs of the topmost Via, as slices of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopVia<'a> {
+    /// The sent-by host as written (an IPv6 reference with its brackets).
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub branch: Option<&'a str>,
+}
+
 impl Headers {
+    /// The sent-by and branch of the topmost Via, parsing that value only and without
+    /// allocating; `None` without a Via.
+    ///
+    /// # Errors
+    /// The topmost Via does not parse.
+    pub fn top_via(&self) -> Result<Option<TopVia<'_>>, ParseError> {
+        let Some(value) = self.values("Via").next() else {
+            return Ok(None);
+        };
+        let via = ViaRef::parse(value)?;
+        let mut branch = None;
+        for param in ParamIter::new("Via", via.params) {
+            if let (name, Some(value)) = param?
+                && name.eq_ignore_ascii_case("branch")
+            {
+                branch = Some(value);
+                break;
+            }
+        }
+        Ok(Some(TopVia {
+            host: via.host_text,
+            port: via.port,
+            branch,
+        }))
+    }
+
     /// The Content-Length: `None` when absent; an error when malformed or when several
     /// headers disagree (RFC 4475 §3.3.9).
     ///
@@ -255,6 +290,8 @@ pub struct Via {
 /// A Via value as slices of its text.
 struct ViaRef<'a> {
     transport: &'a str,
+    /// The sent-by host as written.
+    host_text: &'a str,
     host: HostRef<'a>,
     port: Option<u16>,
     /// The parameters, checked.
@@ -294,11 +331,17 @@ impl<'a> ViaRef<'a> {
             .bytes()
             .position(|b| matches!(b, b';' | b' ' | b'\t'))
             .unwrap_or(rest.len());
-        let (host, port) = parse_hostport_ref(&rest[..end]).map_err(bad)?;
+        let hostport = &rest[..end];
+        let (host, port) = parse_hostport_ref(hostport).map_err(bad)?;
+        let host_text = match port {
+            Some(_) => &hostport[..hostport.rfind(':').unwrap_or(hostport.len())],
+            None => hostport,
+        };
         let params = &rest[end..];
         check_params("Via", params)?;
         Ok(ViaRef {
             transport: protocol[2],
+            host_text,
             host,
             port,
             params,

@@ -57,17 +57,21 @@ pub(super) enum ServerKey {
         sent_by: String,
         method: String,
     },
-    /// RFC 2543 fallback: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via and
-    /// method (INVITE for an ACK; the ACK's To tag is checked against the response's).
-    Rfc2543 {
-        method: String,
-        request_uri: String,
-        to_tag: Option<String>,
-        from_tag: Option<String>,
-        call_id: String,
-        cseq: u32,
-        top_via: String,
-    },
+    /// RFC 2543 fallback (boxed: rare, and large).
+    Rfc2543(Box<LegacyServerKey>),
+}
+
+/// RFC 2543 matching: Request-URI, To tag, From tag, Call-ID, CSeq number, top Via and
+/// method (INVITE for an ACK; the ACK's To tag is checked against the response's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) struct LegacyServerKey {
+    method: String,
+    request_uri: String,
+    to_tag: Option<String>,
+    from_tag: Option<String>,
+    call_id: String,
+    cseq: u32,
+    top_via: String,
 }
 
 /// What identifies the transaction a request belongs to, method aside.
@@ -91,11 +95,12 @@ impl Origin {
     /// # Errors
     /// [`TsxError::Malformed`] when the request has no usable top Via or CSeq.
     pub(super) fn of(request: &Request) -> Result<Origin, TsxError> {
-        let vias = request.headers.via().map_err(|_| TsxError::Malformed {
-            reason: "unparsable Via",
-        })?;
-        let top = vias
-            .first()
+        let top = request
+            .headers
+            .top_via()
+            .map_err(|_| TsxError::Malformed {
+                reason: "unparsable Via",
+            })?
             .ok_or(TsxError::Malformed { reason: "no Via" })?;
         let cseq = request
             .headers
@@ -103,11 +108,15 @@ impl Origin {
             .ok()
             .flatten()
             .ok_or(TsxError::Malformed { reason: "no CSeq" })?;
-        if let Some(branch) = top.branch().filter(|b| b.starts_with(MAGIC_COOKIE)) {
-            let port = top.port.map(|p| p.to_string()).unwrap_or_default();
+        if let Some(branch) = top.branch.filter(|b| b.starts_with(MAGIC_COOKIE)) {
+            let mut sent_by = top.host.to_ascii_lowercase();
+            sent_by.push(':');
+            if let Some(port) = top.port {
+                sent_by.push_str(&port.to_string());
+            }
             return Ok(Origin::Rfc3261 {
                 branch: branch.to_ascii_lowercase(),
-                sent_by: format!("{}:{port}", top.host).to_ascii_lowercase(),
+                sent_by,
             });
         }
         let tag = |name_addr: Option<crate::sip::message::NameAddr>| {
@@ -152,7 +161,7 @@ impl Origin {
                 cseq,
                 top_via,
                 ..
-            } => ServerKey::Rfc2543 {
+            } => ServerKey::Rfc2543(Box::new(LegacyServerKey {
                 method: method.to_owned(),
                 request_uri: request_uri.clone(),
                 to_tag: to_tag.map(str::to_owned),
@@ -160,7 +169,7 @@ impl Origin {
                 call_id: call_id.clone(),
                 cseq: *cseq,
                 top_via: top_via.clone(),
-            },
+            })),
         }
     }
 

@@ -2,6 +2,7 @@
 //! and queues what they send and report.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant};
 
 use crate::sip::message::{Method, Request, Response, reason_phrase, split_commas};
@@ -62,7 +63,7 @@ pub struct TransactionLayer {
     config: LayerConfig,
     next_id: u64,
     next_token: u64,
-    tsxs: HashMap<TsxId, Entry>,
+    tsxs: HashMap<TsxId, Entry, BuildHasherDefault<IdHasher>>,
     server_index: HashMap<ServerKey, TsxId>,
     client_index: HashMap<ClientKey, TsxId>,
     /// The next deadline of every transaction that has one.
@@ -81,7 +82,7 @@ impl TransactionLayer {
             config,
             next_id: 0,
             next_token: 0,
-            tsxs: HashMap::new(),
+            tsxs: HashMap::default(),
             server_index: HashMap::new(),
             client_index: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -365,7 +366,7 @@ impl TransactionLayer {
                     .get(&origin.key_with_to_tag("INVITE", tag))
             })
             .copied()
-            .find(|id| match self.tsxs.get(id).map(|entry| &entry.machine) {
+            .find(|id| match self.tsxs.get(id).map(|entry| &*entry.machine) {
                 Some(Machine::InviteServer(server)) => server.final_to_tag() == ack_to_tag,
                 _ => false,
             })
@@ -431,7 +432,7 @@ impl TransactionLayer {
         self.tsxs.insert(
             id,
             Entry {
-                machine,
+                machine: Box::new(machine),
                 key,
                 deadline: None,
             },
@@ -521,10 +522,34 @@ impl TransactionLayer {
     }
 }
 
+/// The hasher of the table keyed by [`TsxId`]: ids are assigned by the layer (a counter),
+/// not chosen by the network, so a multiplicative mix is enough and SipHash's DoS
+/// resistance is not needed.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every input bit.
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// One transaction and its bookkeeping.
 #[derive(Debug)]
 struct Entry {
-    machine: Machine,
+    /// Boxed: the table moves entries when it grows, and machines are large.
+    machine: Box<Machine>,
     /// The index entry to remove when it terminates.
     key: Key,
     /// Its entry in `deadlines`.

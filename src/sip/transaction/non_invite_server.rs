@@ -117,6 +117,10 @@ impl NonInviteServer {
         self.state = if wait.is_zero() {
             NonInviteServerState::Terminated
         } else {
+            // Kept up to 32 s (Timer J) only to be resent: as small as it can be.
+            let mut response = response;
+            response.headers.shrink();
+            response.reason.shrink_to_fit();
             NonInviteServerState::Completed {
                 response: Box::new(response),
                 terminate_at: ctx.now + wait,
