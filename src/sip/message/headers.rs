@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::{Limits, ParseError, is_token_char};
+use super::{Limits, ParseError, is_token_char, trim_blanks};
 
 /// Known header names, with their compact forms (RFC 3261 §7.3.3 and extensions). The
 /// headers of almost every message come first.
@@ -372,16 +372,20 @@ impl Headers {
             if line.len() > limits.max_header_bytes {
                 return Err(too_long());
             }
-            let raw_value = &line[colon + 1..];
-            let value = raw_value.trim_matches([' ', '\t']);
-            let value_start = start
-                + colon
-                + 1
-                + (raw_value.len() - raw_value.trim_start_matches([' ', '\t']).len());
+            // The value without the blanks around it.
+            let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+            let mut value_start = colon + 1;
+            let mut value_end = line_bytes.len();
+            while value_start < value_end && is_blank(&line_bytes[value_start]) {
+                value_start += 1;
+            }
+            while value_end > value_start && is_blank(&line_bytes[value_end - 1]) {
+                value_end -= 1;
+            }
             fields.push(Field {
                 id: name_id(name),
-                name: Span::of(start, start + name.len()),
-                value: Span::of(value_start, value_start + value.len()),
+                name: Span::of(start, start + name_len),
+                value: Span::of(start + value_start, start + value_end),
             });
         }
         let headers = Headers { text, fields };
@@ -587,7 +591,7 @@ impl<'a> Iterator for SplitCommas<'a> {
         let start = self.position;
         if memchr::memchr(b',', &bytes[start..]).is_none() {
             self.done = true;
-            return Some(self.value[start..].trim());
+            return Some(trim_blanks(&self.value[start..]));
         }
         let (mut in_quotes, mut escaped, mut in_angle) = (false, false, false);
         for (offset, &b) in bytes[start..].iter().enumerate() {
@@ -603,13 +607,13 @@ impl<'a> Iterator for SplitCommas<'a> {
                 b',' if !in_quotes && !in_angle => {
                     let end = start + offset;
                     self.position = end + 1;
-                    return Some(self.value[start..end].trim());
+                    return Some(trim_blanks(&self.value[start..end]));
                 }
                 _ => {}
             }
         }
         self.done = true;
-        Some(self.value[start..].trim())
+        Some(trim_blanks(&self.value[start..]))
     }
 }
 

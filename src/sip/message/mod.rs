@@ -327,10 +327,32 @@ fn find_header_end(data: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// `s` without the blanks (SP, HTAB: linear white space once unfolded, RFC 3261 §25.1) at
+/// either end.
+pub(crate) fn trim_blanks(s: &str) -> &str {
+    trim_blanks_end(trim_blanks_start(s))
+}
+
+/// `s` without the blanks at its start.
+pub(crate) fn trim_blanks_start(s: &str) -> &str {
+    let skip = s.bytes().take_while(|&b| b == b' ' || b == b'\t').count();
+    &s[skip..]
+}
+
+/// `s` without the blanks at its end.
+pub(crate) fn trim_blanks_end(s: &str) -> &str {
+    let keep = s.len()
+        - s.bytes()
+            .rev()
+            .take_while(|&b| b == b' ' || b == b'\t')
+            .count();
+    &s[..keep]
+}
+
 /// `s` split at the first `byte` (an ASCII byte, so both halves are valid text).
 pub(crate) fn split_once_byte(s: &str, byte: u8) -> Option<(&str, &str)> {
     debug_assert!(byte.is_ascii());
-    memchr::memchr(byte, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+    find_byte(s, byte).map(|i| (&s[..i], &s[i + 1..]))
 }
 
 /// The index of the first `byte` (ASCII) in `s`.

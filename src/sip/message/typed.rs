@@ -9,7 +9,10 @@ use std::fmt;
 
 use super::headers::NameId;
 use super::uri::{Host, HostRef, Uri, UriRef, parse_hostport_ref};
-use super::{Headers, Limits, Message, ParseError, is_token, split_commas};
+use super::{
+    Headers, Limits, Message, ParseError, find_byte, is_token, split_commas, trim_blanks,
+    trim_blanks_end, trim_blanks_start,
+};
 
 /// What transaction matching needs of the topmost Via, as slices of its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +58,7 @@ impl Headers {
     pub fn content_length(&self) -> Result<Option<usize>, ParseError> {
         let mut found = None;
         for value in self.values("Content-Length") {
-            let value = value.trim();
+            let value = trim_blanks(value);
             if value.is_empty() || value.len() > 9 || !value.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ParseError::BadContentLength);
             }
@@ -136,7 +139,7 @@ impl Headers {
     /// A value does not parse.
     pub fn contacts(&self) -> Result<Option<Vec<NameAddr>>, ParseError> {
         let values: Vec<&str> = self.values("Contact").collect();
-        if values.len() == 1 && values[0].trim() == "*" {
+        if values.len() == 1 && trim_blanks(values[0]) == "*" {
             return Ok(None);
         }
         values
@@ -184,7 +187,7 @@ impl<'a> ParamIter<'a> {
     fn new(header: &'static str, text: &'a str) -> ParamIter<'a> {
         ParamIter {
             header,
-            rest: text.trim_start(),
+            rest: trim_blanks_start(text),
         }
     }
 
@@ -207,7 +210,7 @@ impl<'a> Iterator for ParamIter<'a> {
             self.rest = "";
             return Some(Err(self.bad("expected ';' before a parameter")));
         };
-        let rest = after_semi.trim_start();
+        let rest = trim_blanks_start(after_semi);
         let name_end = rest
             .bytes()
             .position(|b| !super::is_token_char(b))
@@ -217,13 +220,13 @@ impl<'a> Iterator for ParamIter<'a> {
             self.rest = "";
             return Some(Err(self.bad("empty parameter")));
         }
-        let rest = rest[name_end..].trim_start();
+        let rest = trim_blanks_start(&rest[name_end..]);
         let value = if let Some(after) = rest.strip_prefix('=') {
-            let Some((value, remaining)) = take_param_value(after.trim_start()) else {
+            let Some((value, remaining)) = take_param_value(trim_blanks_start(after)) else {
                 self.rest = "";
                 return Some(Err(self.bad("malformed parameter value")));
             };
-            self.rest = remaining.trim_start();
+            self.rest = trim_blanks_start(remaining);
             Some(value)
         } else {
             self.rest = rest;
@@ -304,7 +307,7 @@ impl<'a> ViaRef<'a> {
             header: "Via",
             reason: reason.to_owned(),
         };
-        let mut rest = value.trim();
+        let mut rest = trim_blanks(value);
         let mut protocol = [""; 3];
         for (i, part_slot) in protocol.iter_mut().enumerate() {
             let end = rest
@@ -316,12 +319,12 @@ impl<'a> ViaRef<'a> {
                 return Err(bad("malformed sent-protocol"));
             }
             *part_slot = part;
-            rest = rest[end..].trim_start();
+            rest = trim_blanks_start(&rest[end..]);
             if i < 2 {
-                rest = rest
-                    .strip_prefix('/')
-                    .ok_or_else(|| bad("malformed sent-protocol"))?
-                    .trim_start();
+                rest = trim_blanks_start(
+                    rest.strip_prefix('/')
+                        .ok_or_else(|| bad("malformed sent-protocol"))?,
+                );
             }
         }
         if !protocol[0].eq_ignore_ascii_case("SIP") || protocol[1] != "2.0" {
@@ -491,15 +494,15 @@ impl<'a> NameAddrRef<'a> {
             header,
             reason: reason.to_owned(),
         };
-        let value = value.trim();
+        let value = trim_blanks(value);
         let (display_name, after_display) = if value.starts_with('"') {
             let end = quoted_end(value).ok_or_else(|| bad("unterminated quoted display name"))?;
             (
                 Some(DisplayRef::Quoted(&value[..end])),
-                value[end..].trim_start(),
+                trim_blanks_start(&value[end..]),
             )
-        } else if let Some(lt) = memchr::memchr(b'<', value.as_bytes()) {
-            let words = value[..lt].trim();
+        } else if let Some(lt) = find_byte(value, b'<') {
+            let words = trim_blanks(&value[..lt]);
             if !words.split_ascii_whitespace().all(is_token) {
                 return Err(bad("display name must be tokens or a quoted string"));
             }
@@ -511,8 +514,7 @@ impl<'a> NameAddrRef<'a> {
             (None, value)
         };
         if let Some(inner) = after_display.strip_prefix('<') {
-            let end =
-                memchr::memchr(b'>', inner.as_bytes()).ok_or_else(|| bad("'<' without '>'"))?;
+            let end = find_byte(inner, b'>').ok_or_else(|| bad("'<' without '>'"))?;
             let uri_text = &inner[..end];
             if uri_text.starts_with([' ', '\t']) || uri_text.ends_with([' ', '\t']) {
                 return Err(bad("whitespace inside <>"));
@@ -532,8 +534,8 @@ impl<'a> NameAddrRef<'a> {
         }
         // addr-spec without <>: the URI ends at the first ';' (what follows are header
         // parameters, RFC 3261 §20.10), and may not contain '?' headers or ','.
-        let end = memchr::memchr(b';', after_display.as_bytes()).unwrap_or(after_display.len());
-        let uri_text = after_display[..end].trim_end();
+        let end = find_byte(after_display, b';').unwrap_or(after_display.len());
+        let uri_text = trim_blanks_end(&after_display[..end]);
         if uri_text.contains(['?', ',']) {
             return Err(bad("a URI with headers or commas must be enclosed in <>"));
         }

@@ -138,11 +138,11 @@ impl<'a> UriRef<'a> {
             uri: text.chars().take(128).collect(),
             reason,
         };
-        if text.is_empty()
-            || text
-                .bytes()
-                .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
-        {
+        // No early exit: the loop is vectorised.
+        let forbidden = text.bytes().fold(0u8, |found, b| {
+            found | u8::from(b <= b' ') | u8::from(b == 0x7f) | u8::from(b == b'<' || b == b'>')
+        });
+        if text.is_empty() || forbidden != 0 {
             return Err(bad("empty, or holds whitespace, control characters or <>"));
         }
         let (scheme, rest) = split_once_byte(text, b':').ok_or_else(|| bad("no scheme"))?;
