@@ -184,6 +184,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             realm,
             force_rport: config.sip.force_rport,
             registration_write_delay: config.sip.registration_write_delay,
+            auth_replay_entries: config.sip.auth_replay_entries,
             auth_algorithms: config.sip.auth_algorithms.clone(),
             transactions: crate::sip::transaction::LayerConfig {
                 max_transactions: config.sip.max_transactions,

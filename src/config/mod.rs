@@ -120,6 +120,8 @@ pub struct SipConfig {
     pub max_transactions: usize,
     /// Write-behind window of binding changes.
     pub registration_write_delay: Duration,
+    /// Entries of the digest replay guard.
+    pub auth_replay_entries: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -516,6 +518,8 @@ impl Layered {
             registration_write_delay: Duration::from_millis(
                 self.unsigned("sip.registration_write_delay_ms", 0..=60_000)?,
             ),
+            auth_replay_entries: self.unsigned("sip.auth_replay_entries", 1_000..=100_000_000)?
+                as usize,
         };
         if sip.max_expires < sip.min_expires {
             return Err(self.invalid("sip.max_expires", "must not be below sip.min_expires"));

@@ -51,6 +51,8 @@ pub struct SipServiceConfig {
     /// How long binding changes gather before they are written together (write-behind).
     /// Refreshes of one binding within the window are written once.
     pub registration_write_delay: Duration,
+    /// Entries of the digest replay guard (nonce-counts remembered).
+    pub auth_replay_entries: usize,
 }
 
 impl Default for SipServiceConfig {
@@ -62,6 +64,7 @@ impl Default for SipServiceConfig {
             transactions: LayerConfig::default(),
             server_name: format!("rswitch/{}", env!("CARGO_PKG_VERSION")),
             registration_write_delay: Duration::from_secs(1),
+            auth_replay_entries: crate::sip::auth::DEFAULT_REPLAY_CAPACITY,
             force_rport: true,
         }
     }
@@ -106,6 +109,7 @@ pub async fn run(
     if !config.auth_algorithms.is_empty() {
         digest_config.algorithms = config.auth_algorithms.clone();
     }
+    digest_config.replay_capacity = config.auth_replay_entries;
     let digest = DigestServer::new(digest_config)
         .expect("a digest configuration with algorithms and a realm is valid");
     let mut transactions = config.transactions.clone();

@@ -24,8 +24,11 @@ use super::{Algorithm, ApiMisuse, AuthFailure};
 /// How long a nonce stays usable, in seconds, unless configured otherwise.
 pub const DEFAULT_NONCE_LIFETIME_SECS: u64 = 300;
 
-/// How many (nonce, client) entries the replay guard holds, unless configured otherwise.
-pub const DEFAULT_REPLAY_CAPACITY: usize = 10_000;
+/// How many (nonce, client) entries the replay guard holds, unless configured otherwise:
+/// about 25 MB, the last 20 s of authentications at 12,000 a second. When it is full the
+/// oldest nonces are forgotten and answered with a stale challenge, so it must hold more
+/// than the authentications of one second (nonces are issued per second).
+pub const DEFAULT_REPLAY_CAPACITY: usize = 250_000;
 
 /// How far in the future a nonce's issue time may be, for servers sharing a key whose clocks
 /// differ a little. Further out means our clock went back: the nonce is treated as stale.
