@@ -1,0 +1,11 @@
+//! The media engine: RTP and RTCP packets, receive statistics, and (to come) sessions with
+//! latching, the jitter buffer, DTMF, tones, playback, recording, bridging and mixing.
+//!
+//! Everything here except `io` (still to come) is sans-IO: packets in, packets out, time
+//! passed in. What exists today: [`rtp`] (packets read without copying, written into the
+//! caller's buffer), [`rtcp`] (compound SR/RR/SDES/BYE read and written) and [`stats`] (RFC
+//! 3550 receive statistics for report blocks and CDRs).
+
+pub mod rtcp;
+pub mod rtp;
+pub mod stats;
