@@ -1,11 +1,17 @@
 //! rswitch-codecs: audio codecs behind one [`Encoder`]/[`Decoder`] interface.
 //!
 //! Each codec states its sample rate and frame size; samples are 16-bit linear PCM, mono.
-//! This crate holds G.711 (µ-law and A-law, bit-exact with ITU-T G.711); the other codecs of
-//! the media engine join it behind the same traits. What it does not do: packetisation, RTP
-//! payload formats beyond the codec's own bytes, resampling or jitter buffering.
+//! This crate holds G.711 (µ-law and A-law, bit-exact with ITU-T G.711) in Rust, and GSM
+//! 06.10 (libgsm), G.729A/B (bcg729, cargo feature `g729`) and AMR-NB (opencore-amrnb)
+//! through safe wrappers over their C libraries; `unsafe` lives only in those wrappers. What
+//! it does not do: RTP payload formats beyond the codec's own bytes, resampling or jitter
+//! buffering.
 
+pub mod amrnb;
 pub mod g711;
+#[cfg(feature = "g729")]
+pub mod g729;
+pub mod gsm;
 
 /// What a codec is, independent of any instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
