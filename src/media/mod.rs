@@ -4,8 +4,10 @@
 //! Everything here except `io` (still to come) is sans-IO: packets in, packets out, time
 //! passed in. What exists today: [`rtp`] (packets read without copying, written into the
 //! caller's buffer), [`rtcp`] (compound SR/RR/SDES/BYE read and written) and [`stats`] (RFC
-//! 3550 receive statistics for report blocks and CDRs).
+//! 3550 receive statistics for report blocks and CDRs) and [`dtmf`] (RFC 4733 events, tone
+//! generation, in-band detection).
 
+pub mod dtmf;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;
