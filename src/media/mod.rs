@@ -5,9 +5,10 @@
 //! passed in. What exists today: [`rtp`] (packets read without copying, written into the
 //! caller's buffer), [`rtcp`] (compound SR/RR/SDES/BYE read and written) and [`stats`] (RFC
 //! 3550 receive statistics for report blocks and CDRs) and [`dtmf`] (RFC 4733 events, tone
-//! generation, in-band detection).
+//! generation, in-band detection) and [`jitter`] (the adaptive jitter buffer).
 
 pub mod dtmf;
+pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;
