@@ -5,10 +5,13 @@
 //! passed in. What exists today: [`rtp`] (packets read without copying, written into the
 //! caller's buffer), [`rtcp`] (compound SR/RR/SDES/BYE read and written) and [`stats`] (RFC
 //! 3550 receive statistics for report blocks and CDRs) and [`dtmf`] (RFC 4733 events, tone
-//! generation, in-band detection) and [`jitter`] (the adaptive jitter buffer).
+//! generation, in-band detection) [`jitter`] (the adaptive jitter buffer), [`tones`] (call-progress tones in cadence) and
+//! [`wav`] (prompt files read, recordings written).
 
 pub mod dtmf;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;
+pub mod tones;
+pub mod wav;
