@@ -6,10 +6,12 @@
 //! caller's buffer), [`rtcp`] (compound SR/RR/SDES/BYE read and written) and [`stats`] (RFC
 //! 3550 receive statistics for report blocks and CDRs) and [`dtmf`] (RFC 4733 events, tone
 //! generation, in-band detection) [`jitter`] (the adaptive jitter buffer), [`tones`] (call-progress tones in cadence) and
-//! [`wav`] (prompt files read, recordings written), [`resample`] (rate conversion).
+//! [`wav`] (prompt files read, recordings written), [`resample`] (rate conversion) and
+//! [`mixer`] (N−1 conference mixing with mute, deaf, threshold and AGC).
 
 pub mod dtmf;
 pub mod jitter;
+pub mod mixer;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
