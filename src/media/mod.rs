@@ -7,8 +7,11 @@
 //! 3550 receive statistics for report blocks and CDRs) and [`dtmf`] (RFC 4733 events, tone
 //! generation, in-band detection) [`jitter`] (the adaptive jitter buffer), [`tones`] (call-progress tones in cadence) and
 //! [`wav`] (prompt files read, recordings written), [`resample`] (rate conversion) and
-//! [`mixer`] (N−1 conference mixing with mute, deaf, threshold and AGC).
+//! [`mixer`] (N−1 conference mixing with mute, deaf, threshold and AGC), [`continuity`]
+//! (symmetric RTP latching against bleed and injection; one outgoing stream across source
+//! changes).
 
+pub mod continuity;
 pub mod dtmf;
 pub mod jitter;
 pub mod mixer;
