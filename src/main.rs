@@ -41,6 +41,8 @@ enum Command {
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// List the audio codecs and what rswitch can do with each (transcode or relay).
+    Codecs,
 }
 
 #[derive(Subcommand)]
@@ -94,6 +96,10 @@ fn main() -> ExitCode {
         print!("{}", rswitch::config::DEFAULTS_TOML);
         return ExitCode::SUCCESS;
     }
+    if let Command::Codecs = cli.command {
+        print_codecs();
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(e) => {
@@ -122,6 +128,28 @@ fn main() -> ExitCode {
     }
 }
 
+fn print_codecs() {
+    use rswitch_codecs::registry::{Capability, codecs};
+    println!(
+        "{:<6} {:>12} {:>3} {:<9} note",
+        "codec", "rate", "pt", "can"
+    );
+    for codec in codecs() {
+        let rate = match codec.channels {
+            Some(n) => format!("{}/{n}", codec.clock_rate),
+            None => codec.clock_rate.to_string(),
+        };
+        let can = match codec.capability {
+            Capability::Transcode => "transcode",
+            Capability::Relay => "relay",
+        };
+        println!(
+            "{:<6} {:>12} {:>3} {:<9} {}",
+            codec.name, rate, codec.payload_type, can, codec.note
+        );
+    }
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log.level);
     let builder = tracing_subscriber::fmt()
@@ -142,6 +170,7 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, ServeError> {
             println!("database is migrated and seeded");
         }
         Command::Config(ConfigCommand::Defaults) => print!("{}", rswitch::config::DEFAULTS_TOML),
+        Command::Codecs => print_codecs(),
         Command::Config(ConfigCommand::Check) => println!("{config:#?}"),
         Command::Extensions(ExtensionsCommand::Create { from, to, group }) => {
             if from > to {

@@ -30,6 +30,30 @@ fn config_defaults_prints_every_key_and_variable() {
 }
 
 #[test]
+fn codecs_lists_what_can_be_transcoded_and_what_only_relayed() {
+    let out = std::process::Command::new(rswitch_bin())
+        .arg("codecs")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let can = |codec: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(codec))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .unwrap_or_else(|| panic!("{codec} is listed: {text}"))
+            .to_owned()
+    };
+    for codec in ["PCMU", "PCMA", "G729", "GSM"] {
+        assert_eq!(can(codec), "transcode", "{codec}");
+    }
+    for codec in ["iLBC", "G723"] {
+        assert_eq!(can(codec), "relay", "{codec}");
+    }
+    assert!(text.contains("opus") && text.contains("G722") && text.contains("AMR"));
+}
+
+#[test]
 fn bad_environment_value_exits_2_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     for (name, value) in [

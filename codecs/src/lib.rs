@@ -12,6 +12,7 @@ pub mod g711;
 #[cfg(feature = "g729")]
 pub mod g729;
 pub mod gsm;
+pub mod registry;
 
 /// What a codec is, independent of any instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
