@@ -3,10 +3,11 @@
 //! Each codec states its sample rate and frame size; samples are 16-bit linear PCM, mono.
 //! This crate holds G.711 (µ-law and A-law, bit-exact with ITU-T G.711) in Rust, and GSM
 //! 06.10 (libgsm), G.729A/B (bcg729, cargo feature `g729`) and AMR-NB (opencore-amrnb)
-//! through safe wrappers over their C libraries; `unsafe` lives only in those wrappers. What
-//! it does not do: RTP payload formats beyond the codec's own bytes, resampling or jitter
-//! buffering.
+//! through safe wrappers over their C libraries; `unsafe` lives only in those wrappers; and
+//! AMR's RTP payload formats (RFC 4867), which are part of the codec's bytes on the wire.
+//! What it does not do: resampling or jitter buffering.
 
+pub mod amr_payload;
 pub mod amrnb;
 pub mod g711;
 #[cfg(feature = "g729")]

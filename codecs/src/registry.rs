@@ -94,8 +94,8 @@ pub fn codecs() -> Vec<CodecEntry> {
             clock_rate: 8000,
             channels: None,
             payload_type: 96,
-            capability: Capability::Relay,
-            note: "codec through opencore-amrnb; relay only until the RFC 4867 payload format is built",
+            capability: Capability::Transcode,
+            note: "AMR-NB through opencore-amrnb; RFC 4867 octet-aligned and bandwidth-efficient",
         },
         CodecEntry {
             name: "iLBC",
