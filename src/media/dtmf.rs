@@ -9,8 +9,9 @@
 //! A digit is reported after [`MIN_BLOCKS_ON`] such blocks in a row and ends after
 //! [`MIN_BLOCKS_OFF`] blocks without it.
 //!
-//! What this module does not do: SIP INFO bodies (the call engine writes those), or timing of
-//! RFC 4733 packets (the media session sends them every packet time).
+//! SIP INFO bodies are read and written here too: `application/dtmf-relay` (`Signal=5`,
+//! `Duration=160`) and `application/dtmf` (the digit alone). What this module does not do:
+//! the timing of RFC 4733 packets (the media session sends them every packet time).
 
 /// Samples per detection block at 8 kHz (12.75 ms): short enough that a 40 ms tone, however
 /// it falls on the blocks, fills two of them.
@@ -82,6 +83,54 @@ impl TelephoneEvent {
             .find(digit.to_ascii_uppercase())
             .map(|i| i as u8)
     }
+}
+
+/// A digit from the body of a SIP INFO: `application/dtmf-relay` (`Signal=` and an optional
+/// `Duration=` in milliseconds, any order, case-insensitive keys) or `application/dtmf` (the
+/// digit alone, or its event code). `None` for another type or no digit.
+pub fn parse_info_body(content_type: &str, body: &[u8]) -> Option<(char, Option<u32>)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let media_type = content_type.split(';').next()?.trim();
+    let digit_of = |value: &str| {
+        let value = value.trim();
+        match value.parse::<u8>() {
+            // "10"–"15": an event code (`*`, `#`, A–D); a single character is the digit.
+            Ok(code) if value.len() == 2 && code <= 15 => TelephoneEvent::digit(code),
+            _ => {
+                let mut chars = value.chars();
+                let c = chars.next()?;
+                (chars.next().is_none() && TelephoneEvent::code(c).is_some())
+                    .then(|| c.to_ascii_uppercase())
+            }
+        }
+    };
+    if media_type.eq_ignore_ascii_case("application/dtmf-relay") {
+        let mut digit = None;
+        let mut duration = None;
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "signal" => digit = digit_of(value),
+                "duration" => duration = value.trim().parse().ok(),
+                _ => {}
+            }
+        }
+        return digit.map(|d| (d, duration));
+    }
+    if media_type.eq_ignore_ascii_case("application/dtmf") {
+        return digit_of(text).map(|d| (d, None));
+    }
+    None
+}
+
+/// The `application/dtmf-relay` body for `digit` lasting `duration_ms`.
+pub fn dtmf_relay_body(digit: char, duration_ms: u32) -> String {
+    format!(
+        "Signal={}\r\nDuration={duration_ms}\r\n",
+        digit.to_ascii_uppercase()
+    )
 }
 
 /// The row and column frequencies of a digit.
@@ -370,6 +419,47 @@ mod tests {
             detector.push(&tone, &mut digits);
         }
         assert!(digits.is_empty(), "{digits:?}");
+    }
+
+    #[test]
+    fn sip_info_bodies_of_both_types_are_read_and_written() {
+        let relay = dtmf_relay_body('5', 160);
+        assert_eq!(relay, "Signal=5\r\nDuration=160\r\n");
+        assert_eq!(
+            parse_info_body("application/dtmf-relay", relay.as_bytes()),
+            Some(('5', Some(160)))
+        );
+        assert_eq!(
+            parse_info_body(
+                "Application/DTMF-Relay; charset=x",
+                b"duration= 250\nSIGNAL= #\n"
+            ),
+            Some(('#', Some(250)))
+        );
+        assert_eq!(
+            parse_info_body("application/dtmf-relay", b"Signal=*"),
+            Some(('*', None))
+        );
+        assert_eq!(parse_info_body("application/dtmf", b"7"), Some(('7', None)));
+        assert_eq!(
+            parse_info_body("application/dtmf", b"11"),
+            Some(('#', None))
+        );
+        assert_eq!(parse_info_body("application/dtmf", b"d"), Some(('D', None)));
+        for (content_type, body) in [
+            ("application/dtmf-relay", &b"Signal=x"[..]),
+            ("application/dtmf-relay", b"Duration=100"),
+            ("application/dtmf", b"99"),
+            ("application/dtmf", b""),
+            ("text/plain", b"5"),
+            ("application/dtmf", b"\xff"),
+        ] {
+            assert_eq!(
+                parse_info_body(content_type, body),
+                None,
+                "{content_type} {body:?}"
+            );
+        }
     }
 
     #[test]
