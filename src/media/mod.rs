@@ -9,12 +9,13 @@
 //! [`wav`] (prompt files read, recordings written), [`resample`] (rate conversion) and
 //! [`mixer`] (N−1 conference mixing with mute, deaf, threshold and AGC), [`continuity`]
 //! (symmetric RTP latching against bleed and injection; one outgoing stream across source
-//! changes).
+//! changes) and [`ports`] (the RTP port pool).
 
 pub mod continuity;
 pub mod dtmf;
 pub mod jitter;
 pub mod mixer;
+pub mod ports;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
