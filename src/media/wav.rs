@@ -167,6 +167,13 @@ impl<W: Write + Seek> WavWriter<W> {
         self.data_bytes / (2 * u64::from(self.channels))
     }
 
+    /// Whether the recording is long enough to keep: at least `min_frames` frames (a call
+    /// recording shorter than the configured minimum is discarded by the caller, which owns
+    /// the file).
+    pub fn is_long_enough(&self, min_frames: u64) -> bool {
+        self.frames() >= min_frames
+    }
+
     /// Fixes the RIFF and data sizes and returns the writer.
     ///
     /// # Errors
@@ -234,6 +241,16 @@ mod tests {
                 samples
             }
         );
+    }
+
+    #[test]
+    fn a_recording_shorter_than_the_minimum_is_reported_as_such() {
+        let mut writer = WavWriter::new(Cursor::new(Vec::new()), 8000, 2).expect("header");
+        writer.write(&[0; 2 * 7999]).expect("samples");
+        assert_eq!(writer.frames(), 7999);
+        assert!(!writer.is_long_enough(8000), "under one second");
+        writer.write(&[0; 2]).expect("samples");
+        assert!(writer.is_long_enough(8000));
     }
 
     #[test]
