@@ -4,6 +4,7 @@
 //! the database and swapped atomically by Apply ([`live::LiveConfig`]). Calls, the registrar,
 //! the dialplan executor and the applications build on it in later modules.
 
+pub mod codecs;
 pub mod live;
 pub mod registrar;
 pub mod sip_service;
