@@ -7,7 +7,7 @@
 #   make fmt | make clippy | make clean
 
 # Debian packages needed to build and run rswitch (codec -dev packages go here).
-RUN_PACKAGES := pkg-config libbcg729-dev libgsm1-dev libopencore-amrnb-dev
+RUN_PACKAGES := pkg-config cmake libbcg729-dev libgsm1-dev libopencore-amrnb-dev
 
 # Debian packages the test suite talks to (SIP peers such as sip-tester go here).
 TEST_PACKAGES := postgresql postgresql-common redis-server sip-tester baresip-core

@@ -131,7 +131,7 @@ impl G729Decoder {
     }
 
     /// One lost 10 ms frame, concealed by the decoder.
-    pub fn conceal(&mut self, out: &mut Vec<i16>) {
+    pub fn conceal_frame(&mut self, out: &mut Vec<i16>) {
         self.decode_frame(&[0; FRAME_BYTES], true, out);
     }
 }
@@ -164,5 +164,17 @@ impl Decoder for G729Decoder {
         if tail.len() == SID_BYTES {
             self.decode_frame(tail, false, out);
         }
+    }
+
+    fn has_concealment(&self) -> bool {
+        true
+    }
+
+    /// Whole 10 ms frames concealed by the decoder; a part frame at the end as silence.
+    fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
+        for _ in 0..samples / FRAME_SAMPLES {
+            self.conceal_frame(out);
+        }
+        out.resize(out.len() + samples % FRAME_SAMPLES, 0);
     }
 }

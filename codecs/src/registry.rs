@@ -50,16 +50,16 @@ pub fn codecs() -> Vec<CodecEntry> {
             clock_rate: 8000,
             channels: None,
             payload_type: 9,
-            capability: Capability::Relay,
-            note: "relay only until the G.722 encoder/decoder is built",
+            capability: Capability::Transcode,
+            note: "G.722 64 kbit/s (16 kHz audio, RTP clock 8000), in Rust",
         },
         CodecEntry {
             name: "opus",
             clock_rate: 48_000,
             channels: Some(2),
             payload_type: 111,
-            capability: Capability::Relay,
-            note: "relay only until libopus is wired in",
+            capability: Capability::Transcode,
+            note: "libopus (8, 16, 48 kHz; in-band FEC, DTX, CBR from fmtp)",
         },
     ];
     #[cfg(feature = "g729")]

@@ -56,6 +56,12 @@ fn round_trip(encoder: &mut dyn Encoder, decoder: &mut dyn Decoder, bytes_per_20
 
 /// Random payloads of every length up to 80 bytes: decoding never crashes.
 fn garbage(decoder: &mut dyn Decoder) {
+    let granule = decoder.info().frame_samples;
+    garbage_in(decoder, granule);
+}
+
+/// As [`garbage`], for codecs whose output comes in steps of `granule` samples.
+fn garbage_in(decoder: &mut dyn Decoder, granule: usize) {
     let mut seed = 0x5eed_c0de_u64;
     for length in 0..80 {
         for _ in 0..50 {
@@ -69,7 +75,7 @@ fn garbage(decoder: &mut dyn Decoder) {
                 .collect();
             let mut out = Vec::new();
             decoder.decode(&payload, &mut out);
-            assert_eq!(out.len() % decoder.info().frame_samples, 0);
+            assert_eq!(out.len() % granule, 0, "{} bytes", payload.len());
         }
     }
 }
@@ -87,8 +93,10 @@ fn g729_round_trip_keeps_the_tone_in_two_10_byte_frames() {
     garbage(&mut G729Decoder::new());
     let mut decoder = G729Decoder::new();
     let mut out = Vec::new();
-    decoder.conceal(&mut out);
+    decoder.conceal_frame(&mut out);
     assert_eq!(out.len(), 80);
+    decoder.conceal(170, &mut out);
+    assert_eq!(out.len(), 250);
 }
 
 #[test]
@@ -110,4 +118,97 @@ fn amr_round_trip_keeps_the_tone_at_every_mode() {
         );
     }
     garbage(&mut AmrDecoder::new());
+}
+
+/// A `frequency` tone of `seconds` at `rate`, amplitude 8000.
+fn tone_at(frequency: f64, rate: u32, seconds: usize) -> Vec<i16> {
+    (0..rate as usize * seconds)
+        .map(|n| {
+            (8000.0 * (2.0 * std::f64::consts::PI * frequency * n as f64 / f64::from(rate)).sin())
+                as i16
+        })
+        .collect()
+}
+
+/// The power of `samples` at `frequency` for audio at `rate` (Goertzel).
+fn power_at_rate(samples: &[i16], frequency: f64, rate: u32) -> f64 {
+    let coefficient = 2.0 * (2.0 * std::f64::consts::PI * frequency / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s = f64::from(x) + coefficient * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - coefficient * s1 * s2
+}
+
+#[test]
+fn opus_round_trip_keeps_the_tone_at_8_16_and_48_khz() {
+    use rswitch_codecs::opus::{OpusDecoder, OpusEncoder, OpusParams};
+    for (rate, frequency) in [(8000, 1000.0), (16_000, 5000.0), (48_000, 5000.0)] {
+        let mut encoder = OpusEncoder::new(rate, OpusParams::default()).unwrap();
+        let mut decoder = OpusDecoder::new(rate).unwrap();
+        let input = tone_at(frequency, rate, 1);
+        let mut decoded = Vec::new();
+        let mut bytes = 0;
+        for frame in input.chunks(rate as usize / 50) {
+            let mut payload = Vec::new();
+            encoder.encode(frame, &mut payload);
+            assert!(!payload.is_empty() && payload.len() <= 1275);
+            bytes += payload.len();
+            decoder.decode(&payload, &mut decoded);
+        }
+        assert_eq!(decoded.len(), input.len(), "{rate} Hz");
+        // 24 kbit/s by default: about 60 bytes per 20 ms, VBR.
+        assert!(
+            (1500..=4500).contains(&bytes),
+            "{rate} Hz: {bytes} bytes in 1 s"
+        );
+        let settled = &decoded[decoded.len() / 5..];
+        let signal = power_at_rate(settled, frequency, rate);
+        for other in [300.0, 600.0, 1500.0, 2200.0, 3000.0] {
+            let noise = power_at_rate(settled, other, rate);
+            assert!(
+                signal > 100.0 * noise,
+                "{rate} Hz: {signal:.3e} vs {other} Hz {noise:.3e}"
+            );
+        }
+        // Opus frames last multiples of 2.5 ms.
+        garbage_in(&mut OpusDecoder::new(rate).unwrap(), rate as usize / 400);
+    }
+}
+
+#[test]
+fn opus_rebuilds_a_lost_packet_from_in_band_fec() {
+    use rswitch_codecs::opus::{OpusDecoder, OpusEncoder, OpusParams};
+    let params = OpusParams::from_fmtp("useinbandfec=1; maxplaybackrate=16000");
+    let mut encoder = OpusEncoder::new(16_000, params).unwrap();
+    let input = tone_at(440.0, 16_000, 1);
+    let packets: Vec<Vec<u8>> = input
+        .chunks(320)
+        .map(|frame| {
+            let mut payload = Vec::new();
+            encoder.encode(frame, &mut payload);
+            payload
+        })
+        .collect();
+    let mut decoder = OpusDecoder::new(16_000).unwrap();
+    let mut decoded = Vec::new();
+    for (index, packet) in packets.iter().enumerate() {
+        if index == 30 {
+            continue; // lost: rebuilt from packet 31 below
+        }
+        if index == 31 {
+            decoder.recover(packet, 320, &mut decoded);
+        }
+        decoder.decode(packet, &mut decoded);
+    }
+    assert_eq!(decoded.len(), input.len());
+    let rebuilt = &decoded[30 * 320..31 * 320];
+    let energy: f64 = rebuilt.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 320.0;
+    assert!(
+        energy.sqrt() > 2000.0,
+        "the rebuilt frame carries the tone: rms {}",
+        energy.sqrt()
+    );
 }

@@ -13,12 +13,14 @@
 
 pub mod continuity;
 pub mod dtmf;
+pub mod io;
 pub mod jitter;
 pub mod mixer;
 pub mod ports;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod shard;
 pub mod stats;
 pub mod tones;
 pub mod wav;

@@ -1,0 +1,431 @@
+//! The shard driven by hand on a virtual clock: packets in, ticks, datagrams out.
+
+use super::*;
+use crate::media::dtmf::DtmfDetector;
+use crate::media::tones::ToneSpec;
+
+fn codec(name: &str, payload_type: u8, clock_rate: u32) -> Codec {
+    Codec {
+        name: name.to_owned(),
+        payload_type,
+        clock_rate,
+        fmtp: None,
+    }
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 10], port))
+}
+
+fn config(codec: Codec, remote_port: u16, ssrc: u32) -> LegConfig {
+    LegConfig {
+        codec,
+        telephone_event: Some(101),
+        remote: Some(addr(remote_port)),
+        latch: LatchPolicy::Continue,
+        send: true,
+        receive: true,
+        ssrc,
+        first_sequence: 1000,
+        rtcp_mux: true,
+        detect_inband_dtmf: false,
+    }
+}
+
+fn packet(payload_type: u8, sequence: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    RtpHeader {
+        marker: false,
+        payload_type,
+        sequence,
+        timestamp,
+        ssrc,
+    }
+    .write_packet(payload, &mut out);
+    out
+}
+
+/// A `frequency` tone at 8 kHz, amplitude 8000, from sample `start`.
+fn tone(frequency: f64, start: usize, count: usize, rate: u32) -> Vec<i16> {
+    (start..start + count)
+        .map(|n| {
+            (8000.0 * (std::f64::consts::TAU * frequency * n as f64 / f64::from(rate)).sin()) as i16
+        })
+        .collect()
+}
+
+fn power_at(samples: &[i16], frequency: f64, rate: u32) -> f64 {
+    let coefficient = 2.0 * (std::f64::consts::TAU * frequency / f64::from(rate)).cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s = f64::from(x) + coefficient * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    s1 * s1 + s2 * s2 - coefficient * s1 * s2
+}
+
+/// Takes the shard's datagrams for `leg`.
+fn sent(shard: &mut Shard, leg: LegId) -> Vec<(SocketAddr, Vec<u8>)> {
+    let out = shard
+        .transmits()
+        .iter()
+        .filter(|t| t.leg == leg && t.rtp)
+        .map(|t| (t.to, t.bytes.clone()))
+        .collect();
+    shard.clear_transmits();
+    out
+}
+
+fn bridge(shard: &mut Shard, a: LegId, b: LegId) {
+    shard.set_feed(a, Feed::Leg(b)).expect("feeds");
+    shard.set_feed(b, Feed::Leg(a)).expect("feeds");
+}
+
+#[test]
+fn same_codec_is_forwarded_bit_exact_as_one_continuous_stream() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("opus", 111, 48_000), 4000, 0xaaaa));
+    let b = shard.add_leg(config(codec("opus", 96, 48_000), 5000, 0xbbbb));
+    bridge(&mut shard, a, b);
+    assert!(shard.passes_through(a, b));
+    let payloads: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; 40 + usize::from(i)]).collect();
+    let mut out = Vec::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let datagram = packet(
+            111,
+            7000 + i as u16,
+            90_000 + 960 * i as u32,
+            0x1234,
+            payload,
+        );
+        shard.handle_datagram(a, addr(4000), &datagram, false, 20 * i as u64);
+        out.extend(sent(&mut shard, b));
+        shard.handle_tick(20 * i as u64);
+        assert!(
+            sent(&mut shard, b).is_empty(),
+            "nothing encoded in pass-through"
+        );
+    }
+    assert_eq!(out.len(), 50);
+    let mut last_sequence = None;
+    for ((to, datagram), payload) in out.iter().zip(&payloads) {
+        assert_eq!(*to, addr(5000));
+        let packet = RtpPacket::parse(datagram).unwrap();
+        assert_eq!(packet.payload, &payload[..], "payload untouched");
+        assert_eq!(packet.header.payload_type, 96, "b's payload type");
+        assert_eq!(packet.header.ssrc, 0xbbbb, "b's SSRC");
+        if let Some(last) = last_sequence {
+            assert_eq!(packet.header.sequence, u16::wrapping_add(last, 1));
+        }
+        last_sequence = Some(packet.header.sequence);
+    }
+    // A new source on a (the phone restarted its stream): b's stream runs on.
+    let datagram = packet(111, 1, 5, 0x9999, &[1, 2, 3]);
+    shard.handle_datagram(a, addr(4000), &datagram, false, 1020);
+    let next = sent(&mut shard, b);
+    let header = RtpPacket::parse(&next[0].1).unwrap().header;
+    assert_eq!(header.ssrc, 0xbbbb);
+    assert_eq!(header.sequence, last_sequence.unwrap().wrapping_add(1));
+    assert!(header.marker);
+}
+
+#[test]
+fn packets_from_another_source_are_dropped_after_latching() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let b = shard.add_leg(config(codec("PCMU", 0, 8000), 5000, 2));
+    bridge(&mut shard, a, b);
+    shard.handle_datagram(a, addr(4100), &packet(0, 1, 0, 77, &[0xff; 160]), false, 0);
+    assert_eq!(
+        shard.poll_event(),
+        Some(MediaEvent::Latched {
+            leg: a,
+            remote: addr(4100)
+        })
+    );
+    assert_eq!(sent(&mut shard, b).len(), 1);
+    // An injected stream from elsewhere.
+    shard.handle_datagram(a, addr(6666), &packet(0, 900, 0, 99, &[0; 160]), false, 20);
+    assert!(sent(&mut shard, b).is_empty());
+    assert_eq!(shard.counters(a).unwrap().rejected_source, 1);
+    // a's replies now go to the latched address, not the SDP's.
+    assert_eq!(shard.remote(a), Some(addr(4100)));
+    // Garbage and unknown payload types are counted, not forwarded.
+    shard.handle_datagram(a, addr(4100), &[0x80, 0], false, 40);
+    shard.handle_datagram(a, addr(4100), &packet(34, 2, 160, 77, &[0; 10]), false, 40);
+    let counters = shard.counters(a).unwrap();
+    assert_eq!((counters.malformed, counters.unknown_payload_type), (1, 1));
+    assert!(sent(&mut shard, b).is_empty());
+}
+
+/// Sends one second of a 1 kHz tone from a PCMU phone on `a`, bridged to `b` with
+/// `b_codec`; decodes what `b` is sent and checks the tone is there.
+fn transcode_tone_to(b_codec: Codec) {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let b = shard.add_leg(config(b_codec.clone(), 5000, 2));
+    bridge(&mut shard, a, b);
+    assert!(!shard.passes_through(a, b));
+    let mut encoder = factory::new_encoder("PCMU", None, 8000).unwrap();
+    let mut decoder = factory::new_decoder(&b_codec.name, None, 8000).unwrap();
+    let mut decoded = Vec::new();
+    for i in 0..50usize {
+        let mut payload = Vec::new();
+        encoder.encode(&tone(1000.0, i * 160, 160, 8000), &mut payload);
+        let now = 20 * i as u64;
+        let datagram = packet(0, i as u16, 160 * i as u32, 0x55, &payload);
+        shard.handle_datagram(a, addr(4000), &datagram, false, now);
+        shard.handle_tick(now);
+        for (to, datagram) in sent(&mut shard, b) {
+            assert_eq!(to, addr(5000));
+            let packet = RtpPacket::parse(&datagram).unwrap();
+            assert_eq!(packet.header.payload_type, b_codec.payload_type);
+            decoder.decode(packet.payload, &mut decoded);
+        }
+    }
+    let rate = decoder.info().sample_rate;
+    assert!(
+        decoded.len() >= rate as usize * 8 / 10,
+        "{}: {} samples",
+        b_codec.name,
+        decoded.len()
+    );
+    let settled = &decoded[decoded.len() / 3..];
+    let signal = power_at(settled, 1000.0, rate);
+    for other in [400.0, 700.0, 1500.0, 2500.0] {
+        assert!(
+            signal > 50.0 * power_at(settled, other, rate),
+            "{}: 1 kHz not dominant over {other} Hz",
+            b_codec.name
+        );
+    }
+}
+
+#[test]
+fn different_codecs_are_transcoded() {
+    transcode_tone_to(codec("PCMA", 8, 8000));
+    transcode_tone_to(codec("G722", 9, 8000));
+    transcode_tone_to(codec("AMR", 96, 8000));
+    transcode_tone_to(codec("GSM", 3, 8000));
+    transcode_tone_to(codec("opus", 111, 48_000));
+    transcode_tone_to(codec("G729", 18, 8000));
+}
+
+#[test]
+fn relay_only_codecs_cannot_be_transcoded() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("iLBC", 97, 8000), 4000, 1));
+    let b = shard.add_leg(config(codec("PCMU", 0, 8000), 5000, 2));
+    assert!(matches!(
+        shard.set_feed(b, Feed::Leg(a)),
+        Err(CodecError::RelayOnly(_))
+    ));
+    let c = shard.add_leg(config(codec("iLBC", 98, 8000), 6000, 3));
+    shard
+        .set_feed(c, Feed::Leg(a))
+        .expect("iLBC to iLBC is relayed");
+}
+
+#[test]
+fn rfc_4733_is_forwarded_or_played_in_band_and_reported_once() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let mut no_events = config(codec("PCMU", 0, 8000), 5000, 2);
+    no_events.telephone_event = None;
+    let b = shard.add_leg(no_events);
+    let c = shard.add_leg(config(codec("PCMA", 8, 8000), 6000, 3));
+    // a ↔ b: b has no telephone-event → in-band.
+    bridge(&mut shard, a, b);
+    let event = |end: bool, duration: u16| {
+        TelephoneEvent {
+            event: 5,
+            end,
+            volume: 10,
+            duration,
+        }
+        .to_bytes()
+    };
+    let mut detector = DtmfDetector::new();
+    let mut decoder = factory::new_decoder("PCMU", None, 8000).unwrap();
+    let mut digits = Vec::new();
+    for i in 0..15u16 {
+        let now = u64::from(i) * 20;
+        if i < 5 {
+            let payload = event(i == 4, 160 * (i + 1));
+            shard.handle_datagram(
+                a,
+                addr(4000),
+                &packet(101, i, 8000, 9, &payload),
+                false,
+                now,
+            );
+        }
+        shard.handle_tick(now);
+        for (_, datagram) in sent(&mut shard, b) {
+            let packet = RtpPacket::parse(&datagram).unwrap();
+            assert_eq!(packet.header.payload_type, 0, "b gets audio, not events");
+            let mut pcm = Vec::new();
+            decoder.decode(packet.payload, &mut pcm);
+            detector.push(&pcm, &mut digits);
+        }
+    }
+    assert_eq!(digits, vec!['5'], "played in-band to b");
+    let reported: Vec<MediaEvent> = std::iter::from_fn(|| shard.poll_event())
+        .filter(|e| matches!(e, MediaEvent::Dtmf { .. }))
+        .collect();
+    assert_eq!(
+        reported,
+        vec![MediaEvent::Dtmf {
+            leg: a,
+            digit: '5',
+            duration_ms: 20,
+            inband: false
+        }]
+    );
+    // a ↔ c: c has telephone-event → the packets go through as events.
+    shard.set_feed(b, Feed::Silence).unwrap();
+    bridge(&mut shard, a, c);
+    shard.handle_datagram(
+        a,
+        addr(4000),
+        &packet(101, 20, 16_000, 9, &event(true, 800)),
+        false,
+        400,
+    );
+    let out = sent(&mut shard, c);
+    assert_eq!(out.len(), 1);
+    let packet = RtpPacket::parse(&out[0].1).unwrap();
+    assert_eq!(packet.header.payload_type, 101);
+    assert_eq!(TelephoneEvent::parse(packet.payload).unwrap().duration, 800);
+}
+
+#[test]
+fn send_dtmf_uses_events_when_negotiated() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    assert!(shard.send_dtmf(a, '#', 100, 0));
+    let out = sent(&mut shard, a);
+    assert_eq!(out.len(), 3, "the end packet three times");
+    for (_, datagram) in &out {
+        let packet = RtpPacket::parse(datagram).unwrap();
+        let event = TelephoneEvent::parse(packet.payload).unwrap();
+        assert_eq!((event.event, event.end, event.duration), (11, true, 800));
+    }
+    assert!(!shard.send_dtmf(a, 'x', 100, 0));
+}
+
+#[test]
+fn tones_and_prompts_feed_a_leg_and_a_prompt_ends_with_an_event() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    shard
+        .set_feed(
+            a,
+            Feed::Tone(TonePlayer::new(ToneSpec::china_ringback(), 8000)),
+        )
+        .unwrap();
+    let mut decoder = factory::new_decoder("PCMU", None, 8000).unwrap();
+    let mut pcm = Vec::new();
+    for i in 0..25 {
+        shard.handle_tick(i * 20);
+        for (_, datagram) in sent(&mut shard, a) {
+            decoder.decode(RtpPacket::parse(&datagram).unwrap().payload, &mut pcm);
+        }
+    }
+    assert_eq!(pcm.len(), 25 * 160);
+    assert!(power_at(&pcm, 450.0, 8000) > 100.0 * power_at(&pcm, 1000.0, 8000));
+    // A 16 kHz prompt of 50 ms played to the 8 kHz leg.
+    let prompt = tone(700.0, 0, 800, 16_000);
+    shard
+        .set_feed(a, Feed::Play(Player::new(&prompt, 16_000, 8000, false)))
+        .unwrap();
+    let mut packets = 0;
+    for i in 25..35 {
+        shard.handle_tick(i * 20);
+        packets += sent(&mut shard, a).len();
+    }
+    assert_eq!(packets, 3, "50 ms is three 20 ms frames, the last padded");
+    let events: Vec<MediaEvent> = std::iter::from_fn(|| shard.poll_event()).collect();
+    assert_eq!(events, vec![MediaEvent::PlaybackDone { leg: a }]);
+}
+
+/// Jitter of 0–80 ms and 5 % loss on a transcoded leg (virtual clock): once playing, every
+/// tick sends a frame, and the decoded tone holds its level (concealment fills the gaps).
+#[test]
+fn jittery_lossy_input_still_gives_continuous_audio() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let b = shard.add_leg(config(codec("PCMA", 8, 8000), 5000, 2));
+    bridge(&mut shard, a, b);
+    let mut encoder = factory::new_encoder("PCMU", None, 8000).unwrap();
+    let mut seed = 0x1234_5678_u64;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // (arrival ms, packet) for 10 s of audio.
+    let mut arrivals: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut lost = 0;
+    for i in 0..500usize {
+        if random() % 100 < 5 {
+            lost += 1;
+            continue;
+        }
+        let mut payload = Vec::new();
+        encoder.encode(&tone(440.0, i * 160, 160, 8000), &mut payload);
+        let arrival = 20 * i as u64 + random() % 81;
+        arrivals.push((arrival, packet(0, i as u16, 160 * i as u32, 0x77, &payload)));
+    }
+    arrivals.sort_by_key(|(at, _)| *at);
+    assert!(lost > 10);
+    let mut decoder = factory::new_decoder("PCMA", None, 8000).unwrap();
+    let mut next = 0;
+    let mut frames = Vec::new();
+    for tick in 0..520u64 {
+        let now = tick * 20;
+        while next < arrivals.len() && arrivals[next].0 <= now {
+            shard.handle_datagram(a, addr(4000), &arrivals[next].1, false, arrivals[next].0);
+            next += 1;
+        }
+        shard.handle_tick(now);
+        let out = sent(&mut shard, b);
+        let mut pcm = Vec::new();
+        for (_, datagram) in &out {
+            decoder.decode(RtpPacket::parse(datagram).unwrap().payload, &mut pcm);
+        }
+        frames.push(pcm);
+    }
+    let first = frames.iter().position(|f| !f.is_empty()).expect("plays");
+    let playing = &frames[first..first + 480];
+    assert!(
+        playing.iter().all(|f| f.len() == 160),
+        "a frame every tick once playing"
+    );
+    // Every frame carries sound: concealment repeats the last frame, fading, so only a
+    // run of four or more gaps would fall silent.
+    let quiet = playing
+        .iter()
+        .filter(|f| f.iter().map(|&s| i64::from(s).abs()).max().unwrap_or(0) < 500)
+        .count();
+    assert!(quiet <= 2, "{quiet} quiet frames ({lost} packets lost)");
+    let counters = shard.counters(a).unwrap();
+    assert!(counters.concealed >= lost as u64 / 2, "{counters:?}");
+}
+
+#[test]
+fn removing_a_leg_silences_the_legs_it_fed() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let b = shard.add_leg(config(codec("PCMA", 8, 8000), 5000, 2));
+    bridge(&mut shard, a, b);
+    shard.remove_leg(a);
+    assert_eq!(shard.len(), 1);
+    shard.handle_tick(0);
+    assert!(sent(&mut shard, b).is_empty());
+    let c = shard.add_leg(config(codec("PCMU", 0, 8000), 6000, 3));
+    assert_eq!(c, a, "the slot is reused");
+    shard.handle_datagram(LegId(99), addr(1), &[0; 20], false, 0);
+}
