@@ -357,6 +357,10 @@ fn run(poll: Poll, commands: Receiver<Command>, events: Sender<EndpointEvent>, c
         events,
         started: Instant::now(),
     };
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    thread.shard.set_wallclock(unix_ms);
     let mut ready = Events::with_capacity(256);
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
     let tick = Duration::from_millis(super::shard::PTIME_MS);

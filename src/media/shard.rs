@@ -45,6 +45,9 @@ const MAX_DATAGRAM: usize = 1500;
 /// How often each leg sends an RTCP report (RFC 3550's minimum interval).
 const RTCP_INTERVAL_MS: u64 = 5000;
 
+/// Seconds from 1900 (NTP) to 1970 (Unix).
+const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+
 /// Level of in-band DTMF played for an RFC 4733 event, dBm0.
 const INBAND_DTMF_LEVEL: f64 = -10.0;
 
@@ -334,6 +337,12 @@ struct Leg {
     /// The remote SSRC heard, for reports.
     remote_ssrc: Option<u32>,
     last_rtcp_ms: u64,
+    /// Our last RTP timestamp sent and when (for the SR's RTP timestamp).
+    last_sent: Option<(u32, u64)>,
+    /// The middle 32 bits of the peer's last SR's NTP time, and when it came (for LSR/DLSR).
+    last_sr: Option<(u32, u64)>,
+    /// Round-trip time from the peer's report blocks about us (RFC 3550 §6.4.1).
+    rtt_ms: Option<u32>,
     counters: LegCounters,
 }
 
@@ -346,6 +355,8 @@ pub struct Shard {
     scratch: Vec<i16>,
     digits: Vec<char>,
     cname: String,
+    /// Unix time, ms, at `now_ms` = 0: for the NTP timestamps of RTCP.
+    wallclock_at_zero_ms: u64,
 }
 
 impl Shard {
@@ -359,7 +370,22 @@ impl Shard {
             scratch: Vec::with_capacity(960),
             digits: Vec::new(),
             cname: cname.to_owned(),
+            wallclock_at_zero_ms: 0,
         }
+    }
+
+    /// Sets the wall-clock time (Unix ms) of `now_ms` = 0, for RTCP's NTP timestamps.
+    pub fn set_wallclock(&mut self, unix_ms_at_zero: u64) {
+        self.wallclock_at_zero_ms = unix_ms_at_zero;
+    }
+
+    fn ntp(&self, now_ms: u64) -> u64 {
+        ntp_of(self.wallclock_at_zero_ms, now_ms)
+    }
+
+    /// The round-trip time to a leg's peer from RTCP, once known.
+    pub fn round_trip_ms(&self, id: LegId) -> Option<u32> {
+        self.leg(id)?.rtt_ms
     }
 
     /// Adds a leg; its feed starts as silence.
@@ -378,6 +404,9 @@ impl Shard {
             last_event: None,
             remote_ssrc: None,
             last_rtcp_ms: 0,
+            last_sent: None,
+            last_sr: None,
+            rtt_ms: None,
             counters: LegCounters::default(),
             config,
         };
@@ -700,6 +729,7 @@ impl Shard {
             };
             let bytes = self.transmits.push(id, true, to);
             header.write_packet(&payload, bytes);
+            leg.last_sent = Some((header.timestamp, now_ms));
             leg.counters.packets_out += 1;
             leg.counters.octets_out += payload.len() as u64;
         }
@@ -721,13 +751,39 @@ impl Shard {
         };
         if rtcp_port || (leg.config.rtcp_mux && rtp::is_rtcp(datagram)) {
             leg.counters.rtcp_in += 1;
-            match rtcp::parse(datagram) {
-                Ok(packets) => {
-                    if packets.iter().any(|p| matches!(p, RtcpPacket::Bye { .. })) {
+            let packets = match rtcp::parse(datagram) {
+                Ok(packets) => packets,
+                Err(_) => {
+                    leg.counters.malformed += 1;
+                    return;
+                }
+            };
+            let now_ntp_middle = (self.ntp(now_ms) >> 16) as u32;
+            let leg = self.legs[id.0 as usize].as_mut().expect("looked up above");
+            for packet in &packets {
+                let reports = match packet {
+                    RtcpPacket::SenderReport { info, reports, .. } => {
+                        leg.last_sr = Some(((info.ntp >> 16) as u32, now_ms));
+                        reports
+                    }
+                    RtcpPacket::ReceiverReport { reports, .. } => reports,
+                    RtcpPacket::Bye { .. } => {
                         self.events.push_back(MediaEvent::RtcpBye { leg: id });
+                        continue;
+                    }
+                    _ => continue,
+                };
+                for block in reports {
+                    if block.ssrc == leg.config.ssrc && block.last_sr != 0 {
+                        // RFC 3550 §6.4.1: A − LSR − DLSR, in 1/65536 s.
+                        let rtt = now_ntp_middle
+                            .wrapping_sub(block.last_sr)
+                            .wrapping_sub(block.delay_since_last_sr);
+                        if rtt < 10 * 65_536 {
+                            leg.rtt_ms = Some((u64::from(rtt) * 1000 / 65_536) as u32);
+                        }
                     }
                 }
-                Err(_) => leg.counters.malformed += 1,
             }
             return;
         }
@@ -816,6 +872,7 @@ impl Shard {
         };
         let bytes = self.transmits.push(target, true, to);
         out.write_packet(payload, bytes);
+        leg.last_sent = Some((out.timestamp, now_ms));
         leg.counters.packets_out += 1;
         leg.counters.octets_out += payload.len() as u64;
     }
@@ -887,6 +944,7 @@ impl Shard {
                 };
                 let bytes = self.transmits.push(target, true, to);
                 out.write_packet(&event.to_bytes(), bytes);
+                leg.last_sent = Some((out.timestamp, now_ms));
                 leg.counters.packets_out += 1;
                 if event.end {
                     leg.rewriter.source_changed();
@@ -1072,6 +1130,7 @@ impl Shard {
         };
         let bytes = self.transmits.push(id, true, to);
         header.write_packet(&path.payload, bytes);
+        leg.last_sent = Some((header.timestamp, now_ms));
         leg.counters.packets_out += 1;
         leg.counters.octets_out += path.payload.len() as u64;
     }
@@ -1098,19 +1157,42 @@ impl Shard {
             to.set_port(remote.port().wrapping_add(1));
             (to, false)
         };
+        let (last_sr, delay) = match leg.last_sr {
+            Some((middle, at)) => (middle, ((now_ms - at) * 65_536 / 1000) as u32),
+            None => (0, 0),
+        };
         let block = match (&mut leg.stats, leg.remote_ssrc) {
-            (Some(stats), Some(ssrc)) => Some(stats.report(ssrc, 0, 0)),
+            (Some(stats), Some(ssrc)) => Some(stats.report(ssrc, last_sr, delay)),
             _ => None,
         };
+        // A sender reports with an SR: its NTP time and the RTP timestamp of that instant.
+        let ntp = ntp_of(self.wallclock_at_zero_ms, now_ms);
+        let info = leg.last_sent.map(|(timestamp, at)| {
+            let since = (now_ms - at) * u64::from(leg.config.codec.clock_rate) / 1000;
+            rtcp::SenderInfo {
+                ntp,
+                rtp_timestamp: timestamp.wrapping_add(since as u32),
+                packet_count: leg.counters.packets_out as u32,
+                octet_count: leg.counters.octets_out as u32,
+            }
+        });
         let ssrc = leg.config.ssrc;
         let bytes = self.transmits.push(id, rtp, to);
         let reports: &[_] = match &block {
             Some(block) => std::slice::from_ref(block),
             None => &[],
         };
-        rtcp::write_report(ssrc, None, reports, bytes);
+        rtcp::write_report(ssrc, info.as_ref(), reports, bytes);
         rtcp::write_sdes_cname(ssrc, &self.cname, bytes);
     }
+}
+
+/// The NTP timestamp (RFC 3550 §4, 32.32 fixed point since 1900) of `now_ms`.
+fn ntp_of(wallclock_at_zero_ms: u64, now_ms: u64) -> u64 {
+    let unix_ms = wallclock_at_zero_ms + now_ms;
+    let seconds = unix_ms / 1000 + NTP_UNIX_OFFSET;
+    let fraction = ((unix_ms % 1000) << 32) / 1000;
+    (seconds << 32) | fraction
 }
 
 fn leg_in(legs: &[Option<Leg>], id: LegId) -> Option<&Leg> {

@@ -429,3 +429,53 @@ fn removing_a_leg_silences_the_legs_it_fed() {
     assert_eq!(c, a, "the slot is reused");
     shard.handle_datagram(LegId(99), addr(1), &[0; 20], false, 0);
 }
+
+/// Two legs in two shards (two rswitch instances, or rswitch and a phone), each playing a
+/// tone to the other, 40 ms apart each way: their RTCP exchange (SR, RR with LSR/DLSR) gives
+/// each side a round trip of 80 ms and no loss.
+#[test]
+fn rtcp_reports_give_the_round_trip_time() {
+    let mut left = Shard::new("left@test");
+    let mut right = Shard::new("right@test");
+    left.set_wallclock(1_700_000_000_000);
+    right.set_wallclock(1_700_000_000_000);
+    let x = left.add_leg(config(codec("PCMU", 0, 8000), 5000, 0x1));
+    let y = right.add_leg(config(codec("PCMU", 0, 8000), 4000, 0x2));
+    let ringback = || Feed::Tone(TonePlayer::new(ToneSpec::china_dial(), 8000));
+    left.set_feed(x, ringback()).unwrap();
+    right.set_feed(y, ringback()).unwrap();
+    // (deliver at, to the right shard?, datagram)
+    let mut in_flight: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+    let mut rtcp_seen = 0;
+    for tick in 0..1000u64 {
+        let now = tick * 20;
+        let (due, later): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|m| m.0 <= now);
+        in_flight = later;
+        for (_, to_right, datagram) in due {
+            if rtp::is_rtcp(&datagram) {
+                rtcp_seen += 1;
+            }
+            if to_right {
+                right.handle_datagram(y, addr(4000), &datagram, false, now);
+            } else {
+                left.handle_datagram(x, addr(5000), &datagram, false, now);
+            }
+        }
+        left.handle_tick(now);
+        right.handle_tick(now);
+        for t in left.transmits() {
+            in_flight.push((now + 40, true, t.bytes.clone()));
+        }
+        for t in right.transmits() {
+            in_flight.push((now + 40, false, t.bytes.clone()));
+        }
+        left.clear_transmits();
+        right.clear_transmits();
+    }
+    assert!(rtcp_seen >= 6, "{rtcp_seen} RTCP packets");
+    for (shard, leg) in [(&left, x), (&right, y)] {
+        let rtt = shard.round_trip_ms(leg).expect("round trip known");
+        assert!((75..=85).contains(&rtt), "round trip {rtt} ms");
+        assert_eq!(shard.receive_quality(leg).unwrap().0, 0, "nothing lost");
+    }
+}
