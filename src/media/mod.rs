@@ -17,6 +17,7 @@ pub mod io;
 pub mod jitter;
 pub mod mixer;
 pub mod ports;
+pub mod record;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

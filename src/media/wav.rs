@@ -153,12 +153,15 @@ impl<W: Write + Seek> WavWriter<W> {
     /// The writer's IO error.
     pub fn write(&mut self, samples: &[i16]) -> io::Result<()> {
         debug_assert_eq!(samples.len() % usize::from(self.channels), 0);
-        let mut bytes = Vec::with_capacity(samples.len() * 2);
-        for sample in samples {
-            bytes.extend_from_slice(&sample.to_le_bytes());
+        // Through a buffer on the stack: recording allocates nothing per frame.
+        let mut bytes = [0u8; 1024];
+        for chunk in samples.chunks(bytes.len() / 2) {
+            for (pair, sample) in bytes.chunks_exact_mut(2).zip(chunk) {
+                pair.copy_from_slice(&sample.to_le_bytes());
+            }
+            self.out.write_all(&bytes[..chunk.len() * 2])?;
         }
-        self.out.write_all(&bytes)?;
-        self.data_bytes += bytes.len() as u64;
+        self.data_bytes += samples.len() as u64 * 2;
         Ok(())
     }
 
