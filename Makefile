@@ -10,7 +10,7 @@
 RUN_PACKAGES := pkg-config cmake libbcg729-dev libgsm1-dev libopencore-amrnb-dev
 
 # Debian packages the test suite talks to (SIP peers such as sip-tester go here).
-TEST_PACKAGES := postgresql postgresql-common redis-server sip-tester baresip-core
+TEST_PACKAGES := postgresql postgresql-common redis-server sip-tester baresip-core espeak-ng sox libsox-fmt-all ffmpeg
 
 # The cargo binary to use.
 CARGO ?= cargo

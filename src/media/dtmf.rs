@@ -4,8 +4,10 @@
 //! The detector looks at 8 kHz audio in blocks of [`BLOCK`] samples. A block holds a
 //! digit when one row and one column frequency stand out: each above an absolute floor (about
 //! −30 dBm0), each well above the other frequencies of its group, within the twist limits
-//! (the column tone at most 8 dB below the row tone, at most 4 dB above it), and together
-//! carrying most of the block's energy, which is what keeps speech from passing for digits.
+//! (the column tone at most 8 dB below the row tone, at most 4 dB above it), together
+//! carrying most of the block's energy, and each nearer its nominal frequency than 4% either
+//! side of it (a steady voice's harmonics can sit 2–3% from a row and a column frequency at
+//! once); the last two are what keep speech from passing for digits.
 //! A digit is reported after [`MIN_BLOCKS_ON`] such blocks in a row and ends after
 //! [`MIN_BLOCKS_OFF`] blocks without it.
 //!
@@ -21,6 +23,13 @@ pub const BLOCK: usize = 102;
 pub const MIN_BLOCKS_ON: u8 = 2;
 /// Blocks without it before the digit ends.
 pub const MIN_BLOCKS_OFF: u8 = 2;
+
+/// How far off-centre the frequency probes sit, as a fraction of the tone's frequency.
+const OFF_FREQUENCY: f64 = 0.04;
+
+/// Power one harmonic spacing beyond a tone, relative to the tone, above which the pair is
+/// taken for a voice (−10 dB).
+const HARMONIC_LIMIT: f64 = 0.1;
 
 const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLUMNS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
@@ -226,18 +235,64 @@ impl DtmfDetector {
         }
     }
 
+    /// Goertzel power of the block at the frequency whose coefficient is `coefficient`, scaled
+    /// to the mean square of a sine of that frequency.
+    fn power(&self, coefficient: f64) -> f64 {
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in &self.block {
+            let s = x + coefficient * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        (s1 * s1 + s2 * s2 - coefficient * s1 * s2) * 2.0 / (BLOCK * BLOCK) as f64
+    }
+
+    /// Whether the tone found near `frequency` is really at it: the power there exceeds the
+    /// power [`OFF_FREQUENCY`] below and above. A tone within ±1.5% (Q.24: must be accepted)
+    /// is nearer the centre than either probe; one 2.5% or more off (a voice harmonic passing
+    /// for a DTMF tone) is nearer a probe. The boundary falls at about ±2%, inside Q.24's
+    /// band where either answer is allowed.
+    fn on_frequency(&self, frequency: f64, centre_power: f64) -> bool {
+        [1.0 - OFF_FREQUENCY, 1.0 + OFF_FREQUENCY]
+            .iter()
+            .all(|factor| {
+                let coefficient = 2.0 * (std::f64::consts::TAU * frequency * factor / 8000.0).cos();
+                self.power(coefficient) < centre_power
+            })
+    }
+
+    /// The frequency within ±3% of `nominal` where the block's power peaks (13 probes).
+    fn peak_near(&self, nominal: f64) -> f64 {
+        (0..13)
+            .map(|step| nominal * (0.97 + 0.005 * f64::from(step)))
+            .map(|frequency| {
+                let coefficient = 2.0 * (std::f64::consts::TAU * frequency / 8000.0).cos();
+                (frequency, self.power(coefficient))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(nominal, |(frequency, _)| frequency)
+    }
+
+    /// Whether the two tones look like two harmonics of a voice rather than a DTMF pair: a
+    /// voice with pitch p puts energy at every multiple of p, so with tones at m·p and n·p
+    /// there is energy at 2m·p − n·p and 2n·p − m·p too (the harmonics one spacing below
+    /// and above). A DTMF generator puts nothing there. Checked only on blocks that passed
+    /// every other test, so its cost does not matter.
+    fn is_harmonic_pair(&self, row: f64, row_power: f64, column: f64, column_power: f64) -> bool {
+        let (low, high) = (self.peak_near(row), self.peak_near(column));
+        let below = 2.0 * low - high;
+        let above = 2.0 * high - low;
+        let power_at =
+            |frequency: f64| self.power(2.0 * (std::f64::consts::TAU * frequency / 8000.0).cos());
+        power_at(below) > HARMONIC_LIMIT * row_power
+            || power_at(above) > HARMONIC_LIMIT * column_power
+    }
+
     /// The digit a block holds, if any.
     fn analyse(&self) -> Option<char> {
         let mut power = [0.0; 8];
         for (p, &coefficient) in power.iter_mut().zip(&self.coefficients) {
-            let (mut s1, mut s2) = (0.0, 0.0);
-            for &x in &self.block {
-                let s = x + coefficient * s1 - s2;
-                s2 = s1;
-                s1 = s;
-            }
-            // Goertzel power, scaled to the mean square of a sine of that frequency.
-            *p = (s1 * s1 + s2 * s2 - coefficient * s1 * s2) * 2.0 / (BLOCK * BLOCK) as f64;
+            *p = self.power(coefficient);
         }
         let energy: f64 = self.block.iter().map(|x| x * x).sum::<f64>() / BLOCK as f64;
         let strongest = |group: &[f64]| {
@@ -263,8 +318,11 @@ impl DtmfDetector {
             && row_clear
             && column_clear
             && twist_ok
-            && tones_dominate)
-            .then_some(DIGITS[row][column])
+            && tones_dominate
+            && self.on_frequency(ROWS[row], row_power)
+            && self.on_frequency(COLUMNS[column], column_power)
+            && !self.is_harmonic_pair(ROWS[row], row_power, COLUMNS[column], column_power))
+        .then_some(DIGITS[row][column])
     }
 
     fn debounce(&mut self, found: Option<char>) -> Option<char> {
@@ -388,7 +446,32 @@ mod tests {
         }
         detector.push(&twisted, &mut digits);
         detector.push(&silence(100, &mut noise), &mut digits);
+        // 2.5% low: a voice at 236 Hz has harmonics at 944 and 1180 Hz, near 941 and 1209.
+        let mut low = ToneGenerator::new('*', -10.0, 8000).expect("a digit");
+        low.frequencies = (941.0 * 1.003, 1209.0 * 0.975);
+        let mut samples = Vec::new();
+        low.fill(8 * 200, &mut samples);
+        detector.push(&samples, &mut digits);
+        detector.push(&silence(100, &mut noise), &mut digits);
         assert!(digits.is_empty(), "{digits:?}");
+    }
+
+    #[test]
+    fn tones_within_one_and_a_half_percent_are_detected() {
+        let mut noise = Noise(4);
+        for digit in ['1', '5', '9', '*', '0', '#', 'A', 'D'] {
+            for factor in [0.985, 1.015] {
+                let mut detector = DtmfDetector::new();
+                let mut digits = Vec::new();
+                let mut tone = ToneGenerator::new(digit, -20.0, 8000).expect("a digit");
+                tone.frequencies = (tone.frequencies.0 * factor, tone.frequencies.1 * factor);
+                let mut samples = Vec::new();
+                tone.fill(8 * 60, &mut samples);
+                detector.push(&samples, &mut digits);
+                detector.push(&silence(60, &mut noise), &mut digits);
+                assert_eq!(digits, vec![digit], "{digit} at ×{factor}");
+            }
+        }
     }
 
     #[test]
