@@ -34,6 +34,10 @@ use rswitch_codecs::factory::{new_decoder, new_encoder};
 
 /// How far ours may score below the independent reference (acceptance text).
 const REFERENCE_MARGIN: f64 = 0.1;
+/// How far PCMU → Opus (narrowband, as a bridge transcodes it) may score below PCMU alone:
+/// the Opus leg must not be what a caller hears (measured: 0.03–0.05 below).
+const NARROWBAND_OPUS_MARGIN: f64 = 0.1;
+
 /// How far a tandem may score below the worst of its codecs alone (acceptance text).
 const CHAIN_MARGIN: f64 = 0.15;
 /// The lowest G.729 round trip allowed. bcg729 scores 2.40 on both passages (near GSM's
@@ -223,6 +227,15 @@ fn measure(tools: &Tools, dir: &Path, language: &Language) -> Vec<Row> {
     write_wav(&chain_path, &chain);
     let opus_alone = batch.add(&narrow, &opus_alone);
     let chain = batch.add(&narrow, &chain_path);
+    // PCMU → Opus as a bridge transcodes it: Opus encodes the 8 kHz audio at 8 kHz (at the
+    // lower complexity rswitch uses for narrowband input). It must cost next to nothing on
+    // top of PCMU alone.
+    let pcmu_opus_path = file("pcmu-opus.wav");
+    write_wav(
+        &pcmu_opus_path,
+        &round_trip("opus", &round_trip("PCMU", &read_wav(&narrow))),
+    );
+    let pcmu_opus = batch.add(&narrow, &pcmu_opus_path);
 
     let scores = batch.score();
     let row = |what: &str, mode, ours, against, limit| Row {
@@ -272,6 +285,14 @@ fn measure(tools: &Tools, dir: &Path, language: &Language) -> Vec<Row> {
         opus,
         None,
         None,
+    ));
+    let pcmu_alone = pcmu.expect("PCMU is scored");
+    rows.push(row(
+        "PCMU > opus 8 kHz (bridge)",
+        "nb",
+        scores[pcmu_opus],
+        Some((pcmu_alone, "PCMU alone".into())),
+        Some(pcmu_alone - NARROWBAND_OPUS_MARGIN),
     ));
     let worst = [
         ("opus", opus),

@@ -21,12 +21,12 @@ use crate::{CodecInfo, Decoder, Encoder};
 pub const DEFAULT_BITRATE: i32 = 24_000;
 
 /// The encoder complexity (0–10) for audio at `pcm_rate`. Narrowband (8 kHz: what comes
-/// from G.711, G.729, GSM or AMR) at 4: PESQ within 0.03–0.07 of complexity 9 on speech and
-/// about 45% less CPU, so a PCMU↔Opus call costs little more than its two packets; wideband
-/// and fullband at libopus's default 9, because below 8 wideband speech loses 0.1–1.2 PESQ
-/// at 24 kbit/s (measured, benches/RESULTS.md).
+/// from G.711, G.729, GSM or AMR) at 3: a PCMU → Opus tandem scores within 0.03–0.05 PESQ of
+/// PCMU alone (complexity 9: within 0.00–0.01) at about 40% of the CPU, which is what lets a
+/// core carry 400 PCMU↔Opus calls; wideband and fullband at libopus's default 9, because
+/// below 8 wideband speech loses 0.1–1.2 PESQ at 24 kbit/s (measured: benches/RESULTS.md).
 pub fn complexity_for(pcm_rate: u32) -> i32 {
-    if pcm_rate <= 8000 { 4 } else { 9 }
+    if pcm_rate <= 8000 { 3 } else { 9 }
 }
 
 /// The longest packet Opus allows: 120 ms (a decode buffer of this size fits any packet).
