@@ -48,6 +48,13 @@ const RTCP_INTERVAL_MS: u64 = 5000;
 /// Seconds from 1900 (NTP) to 1970 (Unix).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
 
+/// Digits waiting to be sent as RFC 4733 events on one leg.
+pub const MAX_QUEUED_DIGITS: usize = 32;
+
+/// How long an in-band digit is signalled as an RFC 4733 event (its real length is not
+/// known when it is detected).
+const INBAND_TO_EVENT_MS: u32 = 100;
+
 /// Level of in-band DTMF played for an RFC 4733 event, dBm0.
 const INBAND_DTMF_LEVEL: f64 = -10.0;
 
@@ -313,6 +320,19 @@ struct EncodePath {
     sequence: u16,
 }
 
+/// An RFC 4733 event being sent on a leg.
+struct OutgoingEvent {
+    code: u8,
+    /// Its whole duration and what has been sent so far, timestamp units.
+    total: u16,
+    duration: u16,
+    /// End packets sent (three in all).
+    end_sent: u8,
+    /// The stand-in SSRC and the timestamp of this event for the rewriter.
+    source: u32,
+    timestamp: u32,
+}
+
 /// An RFC 4733 event being played in-band to a leg.
 struct InbandDigit {
     tone: ToneGenerator,
@@ -334,6 +354,11 @@ struct Leg {
     sink: Option<Box<dyn AudioSink>>,
     /// The timestamp of the last RFC 4733 event reported (events repeat their packets).
     last_event: Option<u32>,
+    /// The RFC 4733 event being sent, and the digits waiting for it to end.
+    outgoing: Option<OutgoingEvent>,
+    queued_digits: VecDeque<(u8, u16)>,
+    /// Our sequence counter for event packets.
+    event_sequence: u16,
     /// The remote SSRC heard, for reports.
     remote_ssrc: Option<u32>,
     last_rtcp_ms: u64,
@@ -402,6 +427,9 @@ impl Shard {
             inband: None,
             sink: None,
             last_event: None,
+            outgoing: None,
+            queued_digits: VecDeque::with_capacity(MAX_QUEUED_DIGITS),
+            event_sequence: 0,
             remote_ssrc: None,
             last_rtcp_ms: 0,
             last_sent: None,
@@ -572,14 +600,33 @@ impl Shard {
         let Some(code) = TelephoneEvent::code(digit) else {
             return false;
         };
-        if let Some(pt) = leg.config.telephone_event {
-            let units = (u64::from(duration_ms) * u64::from(leg.config.codec.clock_rate) / 1000)
-                .min(u64::from(u16::MAX)) as u16;
-            self.send_event_packets(id, pt, code, units, now_ms);
-            true
+        if leg.config.telephone_event.is_some() {
+            self.queue_event(id, code, duration_ms, now_ms)
         } else {
             self.start_inband(id, digit, duration_ms).is_ok()
         }
+    }
+
+    /// Queues an RFC 4733 event (at most [`MAX_QUEUED_DIGITS`] waiting) and, when none is
+    /// under way, sends its first packet now.
+    fn queue_event(&mut self, id: LegId, code: u8, duration_ms: u32, now_ms: u64) -> bool {
+        let Some(leg) = self.leg_mut(id) else {
+            return false;
+        };
+        if leg.queued_digits.len() >= MAX_QUEUED_DIGITS {
+            return false;
+        }
+        // RFC 4733 §2.5.2.3: a long event is split into segments; rswitch caps one at the
+        // 16-bit duration instead (8 s at 8 kHz), longer than any key press.
+        let units = (u64::from(duration_ms.clamp(40, 8000))
+            * u64::from(leg.config.codec.clock_rate)
+            / 1000)
+            .min(u64::from(u16::MAX)) as u16;
+        leg.queued_digits.push_back((code, units));
+        if leg.outgoing.is_none() {
+            self.send_event_packet(id, now_ms);
+        }
+        true
     }
 
     /// The datagrams to send now; call [`Shard::clear_transmits`] once they are sent.
@@ -690,38 +737,59 @@ impl Shard {
         Ok(())
     }
 
-    /// One RFC 4733 event of `duration` units sent as three end packets (RFC 4733 §2.5.1.4:
-    /// the final packet is sent three times), with our own timestamp.
-    fn send_event_packets(&mut self, id: LegId, pt: u8, code: u8, duration: u16, now_ms: u64) {
+    /// Sends the next packet of the leg's outgoing RFC 4733 event, if one is under way, and
+    /// starts the next queued digit after one has ended (RFC 4733 §2.5.1: one timestamp
+    /// for the event, the duration growing by a packet time per packet, the marker on the
+    /// first, the end packet sent three times at the packet interval).
+    fn send_event_packet(&mut self, id: LegId, now_ms: u64) {
         let Some(leg) = self.legs.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
         };
+        let Some(pt) = leg.config.telephone_event else {
+            leg.outgoing = None;
+            leg.queued_digits.clear();
+            return;
+        };
+        if leg.outgoing.is_none() {
+            let Some((code, total)) = leg.queued_digits.pop_front() else {
+                return;
+            };
+            leg.event_sequence = leg.event_sequence.wrapping_add(1);
+            leg.outgoing = Some(OutgoingEvent {
+                code,
+                total,
+                duration: 0,
+                end_sent: 0,
+                source: leg.config.ssrc ^ 0x4733_0000 ^ u32::from(leg.event_sequence),
+                timestamp: (now_ms * u64::from(leg.config.codec.clock_rate) / 1000) as u32,
+            });
+        }
         let Some(to) = leg.latch.remote().or(leg.config.remote) else {
             return;
         };
-        if !leg.config.send {
-            return;
+        let frame = leg.config.codec.frame_units().min(u32::from(u16::MAX)) as u16;
+        let event = leg.outgoing.as_mut().expect("set above");
+        let first = event.duration == 0 && event.end_sent == 0;
+        event.duration = event.duration.saturating_add(frame).min(event.total);
+        let end = event.duration >= event.total;
+        if end {
+            event.end_sent += 1;
         }
-        // A source of its own: the generated stream's SSRC stand-in.
-        let source = leg.config.ssrc ^ 0x4733_0000;
-        let event_timestamp = (now_ms * u64::from(leg.config.codec.clock_rate) / 1000) as u32;
-        let sequence = (now_ms / PTIME_MS) as u16;
         let payload = TelephoneEvent {
-            event: code,
-            end: true,
+            event: event.code,
+            end,
             volume: 10,
-            duration,
+            duration: event.duration,
         }
         .to_bytes();
-        for repeat in 0..3u16 {
-            let numbers = leg.rewriter.rewrite(
-                source,
-                sequence.wrapping_add(repeat),
-                event_timestamp,
-                now_ms,
-            );
+        let (source, timestamp, done) = (event.source, event.timestamp, event.end_sent >= 3);
+        leg.event_sequence = leg.event_sequence.wrapping_add(1);
+        if leg.config.send {
+            let numbers = leg
+                .rewriter
+                .rewrite(source, leg.event_sequence, timestamp, now_ms);
             let header = RtpHeader {
-                marker: repeat == 0,
+                marker: first,
                 payload_type: pt,
                 sequence: numbers.sequence,
                 timestamp: numbers.timestamp,
@@ -733,7 +801,10 @@ impl Shard {
             leg.counters.packets_out += 1;
             leg.counters.octets_out += payload.len() as u64;
         }
-        leg.rewriter.source_changed();
+        if done {
+            leg.outgoing = None;
+            leg.rewriter.source_changed();
+        }
     }
 
     /// A datagram arrived on `id`'s port (RTP, or RTCP when muxed or `rtcp` is set) from
@@ -854,7 +925,7 @@ impl Shard {
         else {
             return;
         };
-        if !leg.config.send || leg.inband.is_some() {
+        if !leg.config.send || leg.inband.is_some() || leg.outgoing.is_some() {
             return;
         }
         let Some(to) = leg.latch.remote().or(leg.config.remote) else {
@@ -963,16 +1034,24 @@ impl Shard {
     pub fn handle_tick(&mut self, now_ms: u64) {
         for index in 0..self.legs.len() {
             let id = LegId(index as u32);
-            self.decode_one(id);
+            self.decode_one(id, now_ms);
         }
         for index in 0..self.legs.len() {
             let id = LegId(index as u32);
-            self.encode_one(id, now_ms);
+            let sending_event = self
+                .leg(id)
+                .is_some_and(|leg| leg.outgoing.is_some() || !leg.queued_digits.is_empty());
+            if sending_event {
+                // The event replaces the audio while it lasts.
+                self.send_event_packet(id, now_ms);
+            } else {
+                self.encode_one(id, now_ms);
+            }
             self.maybe_report(id, now_ms);
         }
     }
 
-    fn decode_one(&mut self, id: LegId) {
+    fn decode_one(&mut self, id: LegId, now_ms: u64) {
         let Some(leg) = self.legs.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
         };
@@ -1019,6 +1098,22 @@ impl Shard {
                     duration_ms: 0,
                     inband: true,
                 });
+            }
+        } else {
+            return;
+        }
+        // In-band digits go on as RFC 4733 events to a peer that negotiated them (one that
+        // did not hears the tones in the audio itself).
+        let listener = leg.listener;
+        if let Some(peer) = listener
+            && self
+                .leg(peer)
+                .is_some_and(|p| p.config.telephone_event.is_some())
+        {
+            for index in 0..self.digits.len() {
+                if let Some(code) = TelephoneEvent::code(self.digits[index]) {
+                    self.queue_event(peer, code, INBAND_TO_EVENT_MS, now_ms);
+                }
             }
         }
     }

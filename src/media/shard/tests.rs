@@ -1,7 +1,7 @@
 //! The shard driven by hand on a virtual clock: packets in, ticks, datagrams out.
 
 use super::*;
-use crate::media::dtmf::DtmfDetector;
+use crate::media::dtmf::{DtmfDetector, ToneGenerator};
 use crate::media::tones::ToneSpec;
 
 fn codec(name: &str, payload_type: u8, clock_rate: u32) -> Codec {
@@ -301,18 +301,116 @@ fn rfc_4733_is_forwarded_or_played_in_band_and_reported_once() {
 }
 
 #[test]
-fn send_dtmf_uses_events_when_negotiated() {
+fn send_dtmf_follows_rfc_4733_timing() {
     let mut shard = Shard::new("rswitch@test");
     let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
     assert!(shard.send_dtmf(a, '#', 100, 0));
-    let out = sent(&mut shard, a);
-    assert_eq!(out.len(), 3, "the end packet three times");
-    for (_, datagram) in &out {
-        let packet = RtpPacket::parse(datagram).unwrap();
-        let event = TelephoneEvent::parse(packet.payload).unwrap();
-        assert_eq!((event.event, event.end, event.duration), (11, true, 800));
+    assert!(shard.send_dtmf(a, '1', 60, 0), "queued behind the first");
+    let mut packets = sent(&mut shard, a);
+    for tick in 1..=12 {
+        shard.handle_tick(tick * 20);
+        packets.extend(sent(&mut shard, a));
     }
+    let parsed: Vec<(RtpHeader, TelephoneEvent)> = packets
+        .iter()
+        .map(|(_, datagram)| {
+            let packet = RtpPacket::parse(datagram).unwrap();
+            (
+                packet.header,
+                TelephoneEvent::parse(packet.payload).unwrap(),
+            )
+        })
+        .collect();
+    // '#': the first packet at once, one per 20 ms with the duration growing, the end
+    // packet three times; then '1' the same way (60 ms: 480 units).
+    let summary: Vec<(u8, bool, u16, bool)> = parsed
+        .iter()
+        .map(|(h, e)| (e.event, e.end, e.duration, h.marker))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (11, false, 160, true),
+            (11, false, 320, false),
+            (11, false, 480, false),
+            (11, false, 640, false),
+            (11, true, 800, false),
+            (11, true, 800, false),
+            (11, true, 800, false),
+            (1, false, 160, true),
+            (1, false, 320, false),
+            (1, true, 480, false),
+            (1, true, 480, false),
+            (1, true, 480, false),
+        ]
+    );
+    for window in parsed.windows(2) {
+        assert_eq!(window[1].0.sequence, window[0].0.sequence.wrapping_add(1));
+        assert_eq!(window[1].0.ssrc, 1);
+    }
+    // One timestamp per event; the second event's is later.
+    assert!(
+        parsed[..7]
+            .iter()
+            .all(|(h, _)| h.timestamp == parsed[0].0.timestamp)
+    );
+    assert!(
+        parsed[7..]
+            .iter()
+            .all(|(h, _)| h.timestamp == parsed[7].0.timestamp)
+    );
+    assert_ne!(parsed[7].0.timestamp, parsed[0].0.timestamp);
     assert!(!shard.send_dtmf(a, 'x', 100, 0));
+}
+
+#[test]
+fn in_band_digits_become_rfc_4733_events_for_a_peer_that_wants_them() {
+    let mut shard = Shard::new("rswitch@test");
+    let mut listening = config(codec("PCMU", 0, 8000), 4000, 1);
+    listening.telephone_event = None;
+    listening.detect_inband_dtmf = true;
+    let a = shard.add_leg(listening);
+    let b = shard.add_leg(config(codec("PCMU", 0, 8000), 5000, 2));
+    bridge(&mut shard, a, b);
+    let mut encoder = factory::new_encoder("PCMU", None, 8000).unwrap();
+    let mut tone = ToneGenerator::new('7', -10.0, 8000).unwrap();
+    let mut events = Vec::new();
+    for i in 0..20u16 {
+        let mut pcm = Vec::new();
+        if i < 6 {
+            tone.fill(160, &mut pcm);
+        } else {
+            pcm.resize(160, 0);
+        }
+        let mut payload = Vec::new();
+        encoder.encode(&pcm, &mut payload);
+        let now = u64::from(i) * 20;
+        shard.handle_datagram(
+            a,
+            addr(4000),
+            &packet(0, i, 160 * u32::from(i), 5, &payload),
+            false,
+            now,
+        );
+        shard.handle_tick(now);
+        for (_, datagram) in sent(&mut shard, b) {
+            let packet = RtpPacket::parse(&datagram).unwrap();
+            if packet.header.payload_type == 101 {
+                events.push(TelephoneEvent::parse(packet.payload).unwrap());
+            }
+        }
+    }
+    assert!(!events.is_empty(), "no RFC 4733 packets reached b");
+    assert!(events.iter().all(|e| e.event == 7));
+    assert_eq!(events.iter().filter(|e| e.end).count(), 3);
+    assert!(std::iter::from_fn(|| shard.poll_event()).any(|e| matches!(
+        e,
+        MediaEvent::Dtmf {
+            digit: '7',
+            inband: true,
+            ..
+        }
+    )));
 }
 
 #[test]
