@@ -76,7 +76,7 @@ pub struct CompiledRoute {
 }
 
 /// A route or IVR detail with its area-strategy regions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailRule {
     pub action: Action,
     pub data: String,
