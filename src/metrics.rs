@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::media::io::MediaMetrics;
 use crate::sip::transport::TransportMetrics;
 
 /// Counters of the whole process.
@@ -18,6 +19,8 @@ pub struct Metrics {
     pub http_requests: AtomicU64,
     /// Counters of the SIP transports.
     pub sip: Arc<TransportMetrics>,
+    /// Counters of the media threads.
+    pub media: Arc<MediaMetrics>,
 }
 
 /// Values read at scrape time.
@@ -158,6 +161,65 @@ impl Metrics {
                 "counter",
                 "Requests answered 503 because the transaction table was full.",
                 &sip.overloaded,
+            ),
+        ] {
+            metric(name, kind, help, &[("", load(counter))]);
+        }
+        let media = &self.media;
+        for (name, kind, help, counter) in [
+            (
+                "rswitch_media_packets_received_total",
+                "counter",
+                "RTP packets taken in (negotiated payload type, accepted source).",
+                &media.packets_received,
+            ),
+            (
+                "rswitch_media_packets_sent_total",
+                "counter",
+                "RTP packets sent.",
+                &media.packets_sent,
+            ),
+            (
+                "rswitch_media_octets_sent_total",
+                "counter",
+                "RTP payload octets sent.",
+                &media.octets_sent,
+            ),
+            (
+                "rswitch_media_malformed_total",
+                "counter",
+                "Datagrams on RTP ports that were not valid RTP or RTCP.",
+                &media.malformed,
+            ),
+            (
+                "rswitch_media_unknown_payload_type_total",
+                "counter",
+                "RTP packets with a payload type that was not negotiated.",
+                &media.unknown_payload_type,
+            ),
+            (
+                "rswitch_media_rejected_source_total",
+                "counter",
+                "RTP packets dropped for coming from another source than the latched one.",
+                &media.rejected_source,
+            ),
+            (
+                "rswitch_media_rtcp_received_total",
+                "counter",
+                "RTCP packets received.",
+                &media.rtcp_received,
+            ),
+            (
+                "rswitch_media_concealed_frames_total",
+                "counter",
+                "Audio frames concealed for lost or late packets.",
+                &media.concealed,
+            ),
+            (
+                "rswitch_media_endpoints",
+                "gauge",
+                "Media endpoints (RTP port pairs) open.",
+                &media.endpoints,
             ),
         ] {
             metric(name, kind, help, &[("", load(counter))]);

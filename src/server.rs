@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{self, AppState, ServerInfo};
 use crate::config::{Config, redact_url};
+use crate::media::io::{MediaEngine, MediaSettings};
 use crate::metrics::Metrics;
 use crate::pbx::live::{ApplyOutcome, LiveConfig};
 use crate::pbx::registrar::RegistrarConfig;
@@ -52,6 +53,8 @@ pub enum ServeError {
     Tls(#[from] TlsSetupError),
     #[error("can not start the SIP listeners: {0}")]
     SipBind(#[source] std::io::Error),
+    #[error("can not start the media threads: {0}")]
+    Media(#[source] std::io::Error),
 }
 
 /// Connects, migrates and seeds the database. A generated admin password is written to
@@ -205,6 +208,21 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         stop_rx.clone(),
     ));
 
+    // The media threads (ARCHITECTURE §4): started here so their ports and threads are
+    // ready before the first call; the call engine opens endpoints on them.
+    let (media_events, _media_event_queue) = std::sync::mpsc::channel();
+    let media = MediaEngine::start_with_metrics(
+        &MediaSettings {
+            address: std::net::IpAddr::from([0, 0, 0, 0]),
+            ports: config.rtp.ports.clone(),
+            threads: 0,
+            cname: format!("rswitch@{}", std::process::id()),
+        },
+        media_events,
+        metrics.media.clone(),
+    )
+    .map_err(ServeError::Media)?;
+
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -251,6 +269,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::warn!("drain time over: closing the connections still open");
         servers.abort_all();
     }
+    // The media threads stop within one packet tick; joining them blocks briefly.
+    let _ = tokio::task::spawn_blocking(move || drop(media)).await;
     match tokio::time::timeout(config.shutdown.drain, sip_task).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the SIP service ended with an error"),
         Err(_) => tracing::warn!("the SIP service did not stop in time"),

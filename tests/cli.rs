@@ -183,6 +183,12 @@ fn first_start_writes_the_admin_password_once_and_serves_metrics() {
         metrics.contains("rswitch_database_up{backend=\"sqlite\"} 1"),
         "{metrics}"
     );
+    // The media threads run from the start, with no endpoint open yet.
+    assert!(metrics.contains("rswitch_media_endpoints 0"), "{metrics}");
+    assert!(
+        metrics.contains("rswitch_media_packets_received_total 0"),
+        "{metrics}"
+    );
 
     // SIGHUP applies the configuration: a new snapshot version.
     signal(&server.child, "HUP");

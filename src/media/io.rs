@@ -67,6 +67,39 @@ pub struct EndpointEvent {
     pub event: MediaEvent,
 }
 
+/// The media threads' counters for `/metrics`, published by each thread once a second.
+#[derive(Debug, Default)]
+pub struct MediaMetrics {
+    pub packets_received: AtomicU64,
+    pub packets_sent: AtomicU64,
+    pub octets_sent: AtomicU64,
+    pub malformed: AtomicU64,
+    pub unknown_payload_type: AtomicU64,
+    pub rejected_source: AtomicU64,
+    pub rtcp_received: AtomicU64,
+    pub concealed: AtomicU64,
+    /// Endpoints open now (a gauge).
+    pub endpoints: AtomicU64,
+}
+
+impl MediaMetrics {
+    fn publish(&self, delta: &LegCounters) {
+        let add = |counter: &AtomicU64, value: u64| {
+            if value > 0 {
+                counter.fetch_add(value, Ordering::Relaxed);
+            }
+        };
+        add(&self.packets_received, delta.packets_in);
+        add(&self.packets_sent, delta.packets_out);
+        add(&self.octets_sent, delta.octets_out);
+        add(&self.malformed, delta.malformed);
+        add(&self.unknown_payload_type, delta.unknown_payload_type);
+        add(&self.rejected_source, delta.rejected_source);
+        add(&self.rtcp_received, delta.rtcp_in);
+        add(&self.concealed, delta.concealed);
+    }
+}
+
 /// Settings.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -127,6 +160,7 @@ pub struct MediaEngine {
     endpoints: Mutex<HashMap<EndpointId, (usize, u16)>>,
     next_id: AtomicU64,
     address: IpAddr,
+    metrics: Arc<MediaMetrics>,
 }
 
 impl MediaEngine {
@@ -137,6 +171,18 @@ impl MediaEngine {
     pub fn start(
         settings: &MediaSettings,
         events: Sender<EndpointEvent>,
+    ) -> io::Result<MediaEngine> {
+        Self::start_with_metrics(settings, events, Arc::new(MediaMetrics::default()))
+    }
+
+    /// As [`MediaEngine::start`], publishing into `metrics`.
+    ///
+    /// # Errors
+    /// When the OS refuses a poller or a thread.
+    pub fn start_with_metrics(
+        settings: &MediaSettings,
+        events: Sender<EndpointEvent>,
+        metrics: Arc<MediaMetrics>,
     ) -> io::Result<MediaEngine> {
         let threads = if settings.threads == 0 {
             std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -150,9 +196,10 @@ impl MediaEngine {
             let (commands, receiver) = channel();
             let events = events.clone();
             let cname = settings.cname.clone();
+            let published = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || run(poll, receiver, events, &cname))?;
+                .spawn(move || run(poll, receiver, events, &cname, &published))?;
             workers.push(Worker {
                 commands,
                 waker,
@@ -165,7 +212,13 @@ impl MediaEngine {
             endpoints: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             address: settings.address,
+            metrics,
         })
+    }
+
+    /// The counters the media threads publish.
+    pub fn metrics(&self) -> &Arc<MediaMetrics> {
+        &self.metrics
     }
 
     fn send(&self, worker: usize, command: Command) {
@@ -211,6 +264,7 @@ impl MediaEngine {
                 .expect("endpoint table")
                 .insert(id, (worker, port));
             self.send(worker, Command::Open { id, rtp, rtcp });
+            self.metrics.endpoints.fetch_add(1, Ordering::Relaxed);
             return Ok(Endpoint {
                 id,
                 address: self.address,
@@ -304,6 +358,7 @@ impl MediaEngine {
         };
         self.send(worker, Command::Close { id });
         self.ports.lock().expect("port pool").release(port);
+        self.metrics.endpoints.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Endpoints open.
@@ -346,7 +401,13 @@ struct Thread {
     started: Instant,
 }
 
-fn run(poll: Poll, commands: Receiver<Command>, events: Sender<EndpointEvent>, cname: &str) {
+fn run(
+    poll: Poll,
+    commands: Receiver<Command>,
+    events: Sender<EndpointEvent>,
+    cname: &str,
+    metrics: &MediaMetrics,
+) {
     let mut thread = Thread {
         poll,
         shard: Shard::new(cname),
@@ -365,6 +426,8 @@ fn run(poll: Poll, commands: Receiver<Command>, events: Sender<EndpointEvent>, c
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
     let tick = Duration::from_millis(super::shard::PTIME_MS);
     let mut next_tick = Instant::now() + tick;
+    let mut published = LegCounters::default();
+    let mut next_publish = Instant::now() + Duration::from_secs(1);
     loop {
         let timeout = next_tick.saturating_duration_since(Instant::now());
         if let Err(error) = thread.poll.poll(&mut ready, Some(timeout))
@@ -382,7 +445,10 @@ fn run(poll: Poll, commands: Receiver<Command>, events: Sender<EndpointEvent>, c
         // Commands after packets: a burst of them never delays the audio much.
         loop {
             match commands.try_recv() {
-                Ok(Command::Stop) => return,
+                Ok(Command::Stop) => {
+                    metrics.publish(&thread.shard.totals().since(&published));
+                    return;
+                }
                 Ok(command) => thread.apply(command),
                 Err(std::sync::mpsc::TryRecvError::Empty) => break,
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
@@ -395,6 +461,12 @@ fn run(poll: Poll, commands: Receiver<Command>, events: Sender<EndpointEvent>, c
             if now > next_tick + tick * 5 {
                 // Far behind (the machine stalled): skip ahead rather than burst.
                 next_tick = now + tick;
+            }
+            if now >= next_publish {
+                let totals = thread.shard.totals();
+                metrics.publish(&totals.since(&published));
+                published = totals;
+                next_publish = now + Duration::from_secs(1);
             }
         }
         thread.flush();
@@ -686,6 +758,17 @@ mod tests {
         let counters = engine.counters(a.id).unwrap();
         assert_eq!(counters.packets_in, 20);
         assert_eq!(engine.counters(b.id).unwrap().packets_out, 20);
+        // The threads publish their totals for /metrics once a second.
+        let published = Instant::now();
+        while engine.metrics().packets_received.load(Ordering::Relaxed) < 20 {
+            assert!(
+                published.elapsed() < Duration::from_secs(5),
+                "metrics not published"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(engine.metrics().packets_sent.load(Ordering::Relaxed), 20);
+        assert_eq!(engine.metrics().endpoints.load(Ordering::Relaxed), 2);
         // Endpoints of different calls are not bridged.
         let c = engine.open(8).unwrap();
         engine.configure(c.id, leg("PCMU", 0, 8000, bob.local_addr().unwrap(), 0xc));

@@ -227,6 +227,34 @@ pub struct LegCounters {
     pub concealed: u64,
 }
 
+impl LegCounters {
+    /// Adds `other` to these counters.
+    pub fn add(&mut self, other: &LegCounters) {
+        self.packets_in += other.packets_in;
+        self.packets_out += other.packets_out;
+        self.octets_out += other.octets_out;
+        self.malformed += other.malformed;
+        self.unknown_payload_type += other.unknown_payload_type;
+        self.rejected_source += other.rejected_source;
+        self.rtcp_in += other.rtcp_in;
+        self.concealed += other.concealed;
+    }
+
+    /// What these counters gained since `earlier`.
+    pub fn since(&self, earlier: &LegCounters) -> LegCounters {
+        LegCounters {
+            packets_in: self.packets_in - earlier.packets_in,
+            packets_out: self.packets_out - earlier.packets_out,
+            octets_out: self.octets_out - earlier.octets_out,
+            malformed: self.malformed - earlier.malformed,
+            unknown_payload_type: self.unknown_payload_type - earlier.unknown_payload_type,
+            rejected_source: self.rejected_source - earlier.rejected_source,
+            rtcp_in: self.rtcp_in - earlier.rtcp_in,
+            concealed: self.concealed - earlier.concealed,
+        }
+    }
+}
+
 /// One datagram to send.
 #[derive(Debug)]
 pub struct Transmit {
@@ -382,6 +410,8 @@ pub struct Shard {
     cname: String,
     /// Unix time, ms, at `now_ms` = 0: for the NTP timestamps of RTCP.
     wallclock_at_zero_ms: u64,
+    /// The counters of legs already removed (for totals).
+    retired: LegCounters,
 }
 
 impl Shard {
@@ -396,6 +426,7 @@ impl Shard {
             digits: Vec::new(),
             cname: cname.to_owned(),
             wallclock_at_zero_ms: 0,
+            retired: LegCounters::default(),
         }
     }
 
@@ -461,9 +492,11 @@ impl Shard {
 
     /// Removes a leg; a leg fed by it falls silent.
     pub fn remove_leg(&mut self, id: LegId) {
-        if self.leg(id).is_none() {
+        let Some(leg) = self.leg(id) else {
             return;
-        }
+        };
+        let counters = leg.counters;
+        self.retired.add(&counters);
         self.legs[id.0 as usize] = None;
         self.free.push(id.0);
         for leg in self.legs.iter_mut().flatten() {
@@ -491,6 +524,15 @@ impl Shard {
 
     fn leg_mut(&mut self, id: LegId) -> Option<&mut Leg> {
         self.legs.get_mut(id.0 as usize)?.as_mut()
+    }
+
+    /// The counters of every leg the shard has had, added up.
+    pub fn totals(&self) -> LegCounters {
+        let mut totals = self.retired;
+        for leg in self.legs.iter().flatten() {
+            totals.add(&leg.counters);
+        }
+        totals
     }
 
     /// A leg's counters.
