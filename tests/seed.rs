@@ -14,6 +14,20 @@ async fn first_start_seeds_group_extensions_base_config_and_admin(backend: Backe
     let report = seed::seed(&db.store, None).await.unwrap();
     assert_eq!(report.extensions_created, 500);
     assert_eq!(report.base_config_keys_added, 17);
+    assert_eq!(report.routes_created, 1);
+
+    // The internal-calls route: enabled, last in order, bridging the dialled extension.
+    let (live, problems) = rswitch::pbx::live::LiveConfig::load(&db.store)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let snapshot = live.current();
+    let matched = snapshot.match_route("1001").expect("1001 is routed");
+    assert_eq!(matched.route.route.name, seed::INTERNAL_ROUTE_NAME);
+    assert_eq!(matched.route.details[0].action, Action::Bridge);
+    assert_eq!(matched.substitute(&matched.route.details[0].data), "1001");
+    assert!(snapshot.match_route("1500").is_none());
+    assert!(snapshot.match_route("91001").is_none(), "anchored");
 
     let groups = db.store.all::<ExtensionGroup>().await.unwrap();
     assert_eq!(groups.len(), 1);
@@ -86,12 +100,20 @@ async fn seeding_twice_changes_nothing_and_never_resets_passwords(backend: Backe
     let mut key = base_before[2].clone();
     key.value = "/srv/records".into();
     db.store.update(&key).await.unwrap();
+    for route in db.store.all::<Route>().await.unwrap() {
+        db.store.delete::<Route>(route.id).await.unwrap();
+    }
 
     let report = seed::seed(&db.store, Some(&Secret::new("another-admin-pw")))
         .await
         .unwrap();
     assert_eq!(report.extensions_created, 0);
     assert_eq!(report.base_config_keys_added, 0);
+    assert_eq!(
+        report.routes_created, 0,
+        "a deleted seeded route stays deleted"
+    );
+    assert!(db.store.all::<Route>().await.unwrap().is_empty());
     assert!(
         report.initial_admin.is_none(),
         "an existing admin is never replaced"

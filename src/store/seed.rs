@@ -2,7 +2,8 @@
 //!
 //! Seeding is idempotent: base-configuration keys are added only when missing, the default
 //! group and the 500 extensions 1000–1499 (spec §3.2) are created once (a marker in `meta`
-//! remembers it, so extensions an operator deleted do not come back), and the `admin` user is
+//! remembers it, so extensions an operator deleted do not come back), as is one route for
+//! calls between them ("内线互转", `bridge $1`, last in order), and the `admin` user is
 //! created only when there is no administrator at all. Nothing existing is ever overwritten,
 //! least of all a password.
 //!
@@ -23,6 +24,14 @@ pub const PRESET_EXTENSIONS: std::ops::RangeInclusive<u32> = 1000..=1499;
 pub const ADMIN_USERNAME: &str = "admin";
 
 const SEEDED_MARKER: &str = "seeded_extensions";
+const SEEDED_ROUTE_MARKER: &str = "seeded_internal_route";
+
+/// The route for calls between the preset extensions, seeded once: FSGui routed internal
+/// calls through an ordinary route ("内线互转"), so rswitch ships one, last in order
+/// (sequence [`INTERNAL_ROUTE_SEQUENCE`]) so that an operator's own routes come first.
+pub const INTERNAL_ROUTE_NAME: &str = "内线互转";
+pub const INTERNAL_ROUTE_PATTERN: &str = r"^(1[0-4]\d\d)$";
+pub const INTERNAL_ROUTE_SEQUENCE: i64 = 1000;
 
 /// The base configuration keys of spec §2.4, in their id order, with defaults and meaning.
 pub const BASE_CONFIG_DEFAULTS: &[(&str, &str, &str)] = &[
@@ -118,6 +127,8 @@ pub const BASE_CONFIG_DEFAULTS: &[(&str, &str, &str)] = &[
 pub struct SeedReport {
     pub base_config_keys_added: usize,
     pub extensions_created: usize,
+    /// The internal-calls route, created once.
+    pub routes_created: usize,
     /// Set when this run created the administrator.
     pub initial_admin: Option<InitialAdmin>,
 }
@@ -166,6 +177,37 @@ pub async fn seed(
         .await?;
         report.extensions_created = range.created.len();
         tx.set_meta(SEEDED_MARKER, &now_utc().to_rfc3339()).await?;
+    }
+    if tx.meta(SEEDED_ROUTE_MARKER).await?.is_none() {
+        let route_id = tx
+            .insert(&Route {
+                id: 0,
+                name: INTERNAL_ROUTE_NAME.to_owned(),
+                condition_field: ConditionField::DestinationNumber,
+                pattern: INTERNAL_ROUTE_PATTERN.to_owned(),
+                sequence: INTERNAL_ROUTE_SEQUENCE,
+                enabled: true,
+                continue_on_fail: false,
+                time_condition: TimeCondition::Always,
+            })
+            .await?;
+        tx.insert(&RouteDetail {
+            id: 0,
+            route_id,
+            name: "转接".to_owned(),
+            action: Action::Bridge,
+            data: "$1".to_owned(),
+            ring_id: None,
+            sequence: 0,
+            is_external: false,
+            gateway_group_id: None,
+            gateway_id: None,
+            area_enabled: false,
+        })
+        .await?;
+        report.routes_created = 1;
+        tx.set_meta(SEEDED_ROUTE_MARKER, &now_utc().to_rfc3339())
+            .await?;
     }
     if tx.count::<AdminUser>(&ListQuery::default()).await? == 0 {
         let (password, generated) = match admin_password {
