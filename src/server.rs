@@ -19,6 +19,7 @@ use crate::api::{self, AppState, ServerInfo};
 use crate::config::{Config, redact_url};
 use crate::media::io::{MediaEngine, MediaSettings};
 use crate::metrics::Metrics;
+use crate::pbx::cdr::{CdrSpool, run_writer};
 use crate::pbx::live::{ApplyOutcome, LiveConfig};
 use crate::pbx::registrar::RegistrarConfig;
 use crate::pbx::sip_service::{self, SipServiceConfig};
@@ -177,7 +178,45 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     for (name, local) in &sip_bound {
         tracing::info!(listener = %name, address = %local, "listening");
     }
+    // Our SIP address for the requests we send, and the address SDP announces for RTP.
+    let udp_local = sip_bound
+        .iter()
+        .find(|(name, _)| name.ends_with("udp"))
+        .map(|(_, addr)| *addr);
+    let advertised_ip = config.sip.external_ip.unwrap_or_else(|| match udp_local {
+        Some(addr) if !addr.ip().is_unspecified() => addr.ip(),
+        _ => std::net::IpAddr::from([127, 0, 0, 1]),
+    });
+    let local_sip = SocketAddr::new(advertised_ip, udp_local.map_or(5060, |addr| addr.port()));
     bound.extend(sip_bound);
+
+    // The media threads (ARCHITECTURE §4): started before the SIP service so their ports
+    // and threads are ready for the first call.
+    let (media_events, _media_event_queue) = std::sync::mpsc::channel();
+    let media = Arc::new(
+        MediaEngine::start_with_metrics(
+            &MediaSettings {
+                address: std::net::IpAddr::from([0, 0, 0, 0]),
+                ports: config.rtp.ports.clone(),
+                threads: 0,
+                cname: format!("rswitch@{advertised_ip}"),
+            },
+            media_events,
+            metrics.media.clone(),
+        )
+        .map_err(ServeError::Media)?,
+    );
+
+    // Durable CDRs: the spool in the data directory, the writer task (replays at start).
+    let spool = CdrSpool::open(&config.data_dir.join("cdr-spool")).map_err(|source| {
+        ServeError::DataDir {
+            path: config.data_dir.join("cdr-spool").display().to_string(),
+            source,
+        }
+    })?;
+    let (cdr_jobs, cdr_queue) = tokio::sync::mpsc::unbounded_channel();
+    let cdr_writer = tokio::spawn(run_writer(spool, store.clone(), cdr_queue));
+
     let realm = config
         .sip
         .external_ip
@@ -199,29 +238,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 default_expires: config.sip.max_expires.min(3600),
                 ..RegistrarConfig::default()
             },
+            local_sip,
+            media_ip: advertised_ip,
             ..SipServiceConfig::default()
         },
         sip_transport,
         inbound,
         store.clone(),
         live.clone(),
+        media.clone(),
+        cdr_jobs,
         stop_rx.clone(),
     ));
-
-    // The media threads (ARCHITECTURE §4): started here so their ports and threads are
-    // ready before the first call; the call engine opens endpoints on them.
-    let (media_events, _media_event_queue) = std::sync::mpsc::channel();
-    let media = MediaEngine::start_with_metrics(
-        &MediaSettings {
-            address: std::net::IpAddr::from([0, 0, 0, 0]),
-            ports: config.rtp.ports.clone(),
-            threads: 0,
-            cname: format!("rswitch@{}", std::process::id()),
-        },
-        media_events,
-        metrics.media.clone(),
-    )
-    .map_err(ServeError::Media)?;
 
     let state = AppState {
         store: store.clone(),
@@ -247,6 +275,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 .await
         });
     }
+    let signals = Signals::register()?;
     tracing::info!(
         snapshot = live.current().version,
         backend = store.backend().as_str(),
@@ -254,7 +283,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         "rswitch is serving"
     );
 
-    wait_for_stop(&store, &live, &metrics).await?;
+    wait_for_stop(signals, &store, &live, &metrics).await?;
     tracing::info!(drain = ?config.shutdown.drain, "stopping: no new work accepted, draining");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(config.shutdown.drain, async {
@@ -269,28 +298,56 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tracing::warn!("drain time over: closing the connections still open");
         servers.abort_all();
     }
-    // The media threads stop within one packet tick; joining them blocks briefly.
-    let _ = tokio::task::spawn_blocking(move || drop(media)).await;
     match tokio::time::timeout(config.shutdown.drain, sip_task).await {
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the SIP service ended with an error"),
         Err(_) => tracing::warn!("the SIP service did not stop in time"),
         _ => {}
     }
+    // The SIP service has let go of its senders: the CDR writer writes what is queued.
+    if tokio::time::timeout(config.shutdown.drain, cdr_writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the CDR writer did not finish in time; the spool keeps the rest");
+    }
+    // The media threads stop within one packet tick; joining them blocks briefly.
+    let _ = tokio::task::spawn_blocking(move || drop(media)).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM; runs Apply on every SIGHUP meanwhile.
+/// The signals `serve` handles, registered before it reports serving: a SIGTERM that comes
+/// right after "rswitch is serving" stops it cleanly instead of killing it.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Signals, ServeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signals)?,
+            terminate: signal(SignalKind::terminate()).map_err(ServeError::Signals)?,
+            hangup: signal(SignalKind::hangup()).map_err(ServeError::Signals)?,
+        })
+    }
+}
+
 async fn wait_for_stop(
+    signals: Signals,
     store: &Store,
     live: &LiveConfig,
     metrics: &Metrics,
 ) -> Result<(), ServeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
+    let Signals {
+        mut interrupt,
+        mut terminate,
+        mut hangup,
+    } = signals;
     loop {
         tokio::select! {
             _ = interrupt.recv() => return Ok(()),

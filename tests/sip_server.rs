@@ -13,16 +13,17 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// What the server answers each corpus file over UDP: the final status, or `None` for silence.
-/// INVITE is answered 501 until the call engine serves calls; REGISTERs are challenged (401)
-/// because they carry no credentials.
+/// A new INVITE is challenged for credentials (407, the call engine authenticates callers);
+/// a request in a dialog that does not exist gets 481; REGISTERs are challenged (401)
+/// because they carry no credentials; unknown methods get 501.
 const EXPECTED_UDP: &[(&str, Option<u16>)] = &[
-    ("wsinv.dat", Some(501)),
+    ("wsinv.dat", Some(481)),
     ("intmeth.dat", Some(501)),
-    ("esc01.dat", Some(501)),
+    ("esc01.dat", Some(407)),
     ("escnull.dat", Some(401)),
     ("esc02.dat", Some(501)),
     ("lwsdisp.dat", Some(200)),
-    ("longreq.dat", Some(501)),
+    ("longreq.dat", Some(407)),
     ("dblreq.dat", Some(401)),
     ("semiuri.dat", Some(200)),
     ("transports.dat", Some(200)),
@@ -40,7 +41,7 @@ const EXPECTED_UDP: &[(&str, Option<u16>)] = &[
     ("lwsstart.dat", Some(400)),
     ("trws.dat", Some(400)),
     ("escruri.dat", Some(400)),
-    ("baddate.dat", Some(501)),
+    ("baddate.dat", Some(407)),
     ("regbadct.dat", Some(400)),
     ("badaspec.dat", Some(400)),
     ("baddn.dat", Some(400)),
@@ -64,7 +65,7 @@ const EXPECTED_UDP: &[(&str, Option<u16>)] = &[
     ("cparam02.dat", Some(401)),
     ("regescrt.dat", Some(401)),
     ("sdp01.dat", Some(406)),
-    ("inv2543.dat", Some(501)),
+    ("inv2543.dat", Some(407)),
     ("test.dat", None),
 ];
 
@@ -623,12 +624,12 @@ fn ipv6_listener_answers_the_rfc5118_messages() {
         ("ipv6-bad", 400),
         ("port-ambiguous", 401),
         ("port-unambiguous", 401),
-        ("via-received-param-with-delim", 501),
+        ("via-received-param-with-delim", 481),
         ("via-received-param-no-delim", 200),
-        ("ipv6-in-sdp", 501),
-        ("mult-ip-in-header", 501),
-        ("mult-ip-in-sdp", 501),
-        ("ipv4-mapped-ipv6", 501),
+        ("ipv6-in-sdp", 407),
+        ("mult-ip-in-header", 481),
+        ("mult-ip-in-sdp", 407),
+        ("ipv4-mapped-ipv6", 407),
         ("ipv6-bug-abnf-3-colons", 200),
         ("ipv6-correct-abnf-2-colons", 200),
     ];

@@ -112,21 +112,18 @@ impl Step {
     /// `SERVICE_NOT_IMPLEMENTED` and a log line naming the action; they never pretend.
     pub fn is_supported(&self) -> bool {
         match self.action {
-            Action::Set
-            | Action::Answer
-            | Action::Dtmf
+            Action::Set | Action::Answer | Action::Sleep | Action::Hangup => true,
+            Action::Bridge => !self.rule.is_external,
+            Action::Dtmf
             | Action::Playring
-            | Action::Sleep
-            | Action::Hangup
             | Action::Record
             | Action::Jobnum
             | Action::AgentLogin
             | Action::AgentLogout
             | Action::AgentIdle
             | Action::AgentBusy
-            | Action::AgentReady => true,
-            Action::Bridge => !self.rule.is_external,
-            Action::Submenu
+            | Action::AgentReady
+            | Action::Submenu
             | Action::Conference
             | Action::Voicemail
             | Action::Fax

@@ -5,6 +5,7 @@
 //! service, hang-up causes ([`causes`]) and durable CDRs ([`cdr`]). Calls, the dialplan
 //! executor and the applications build on it in later modules.
 
+pub mod calls;
 pub mod causes;
 pub mod cdr;
 pub mod codecs;

@@ -8,9 +8,11 @@
 //! are written to the store by a separate task, in order, so a slow database never delays SIP.
 //! Bindings are restored from the store at start.
 //!
-//! What this module does not do: calls. INVITE and BYE pass the request checks (so a bad
-//! INVITE gets its 415, 406 or 420) and are then answered 501 with a Warning saying calls are
-//! not served yet; the call engine takes them over.
+//! Calls: a new INVITE, after the request checks (so a bad INVITE gets its 415, 406 or
+//! 420), goes to the call engine ([`super::calls`]), which uses the dialog layer owned here
+//! and the media threads.
+//!
+//! What this module does not do: the call logic itself (`calls`), or media (`media::io`).
 #![allow(clippy::disallowed_methods)] // IO driver: owns the clocks and tasks of the SIP stack
 
 use std::sync::Arc;
@@ -19,12 +21,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
+use super::calls::Calls;
+use super::cdr::CdrJob;
 use super::live::LiveConfig;
 use super::registrar::{BindingChange, Registrar, RegistrarConfig, binding_row};
 use crate::clock::now_utc;
+use crate::media::io::MediaEngine;
 use crate::sip::auth::{
     Algorithm, Credentials, DigestConfig, DigestServer, FailureAction, NonceKey,
 };
+use crate::sip::dialog::{DialogConfig, DialogEvent, DialogLayer, Transmit as DialogTransmit};
 use crate::sip::message::{Header, Message, Method, Request, Response, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
 use crate::sip::transaction::{LayerConfig, TransactionLayer, Transmit, TsxEvent, TsxId};
@@ -36,6 +42,10 @@ use crate::store::{ListQuery, Registration, Store};
 /// Settings of the SIP service.
 #[derive(Debug, Clone)]
 pub struct SipServiceConfig {
+    /// Our SIP address for Via and Contact of the requests we send (the UDP listener).
+    pub local_sip: std::net::SocketAddr,
+    /// The address SDP announces for our RTP.
+    pub media_ip: std::net::IpAddr,
     /// The digest realm.
     pub realm: String,
     /// Digest algorithms offered, in order.
@@ -66,6 +76,8 @@ impl Default for SipServiceConfig {
             registration_write_delay: Duration::from_secs(1),
             auth_replay_entries: crate::sip::auth::DEFAULT_REPLAY_CAPACITY,
             force_rport: true,
+            local_sip: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+            media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
         }
     }
 }
@@ -74,12 +86,15 @@ impl Default for SipServiceConfig {
 ///
 /// # Errors
 /// The bindings can not be read from the store.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     config: SipServiceConfig,
     transport: TransportHandle,
     mut inbound: mpsc::Receiver<Inbound>,
     store: Store,
     live: Arc<LiveConfig>,
+    media: Arc<MediaEngine>,
+    cdr: mpsc::UnboundedSender<CdrJob>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::store::StoreError> {
     let mut registrar = Registrar::new(config.registrar.clone());
@@ -114,8 +129,21 @@ pub async fn run(
         .expect("a digest configuration with algorithms and a realm is valid");
     let mut transactions = config.transactions.clone();
     transactions.seed = rand::random();
+    let dialog_config = DialogConfig {
+        timers: transactions.timers,
+        seed: rand::random(),
+        ..DialogConfig::default()
+    };
+    let (ready, mut ready_rx) = mpsc::unbounded_channel();
     let mut service = Service {
         transactions: TransactionLayer::new(transactions),
+        dialogs: DialogLayer::new(dialog_config),
+        calls: Calls::default(),
+        media,
+        cdr,
+        ready,
+        local_sip: config.local_sip,
+        media_ip: config.media_ip,
         registrar,
         digest,
         capabilities: Capabilities::default(),
@@ -138,6 +166,12 @@ pub async fn run(
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => service.handle_timeout(),
+            reply = ready_rx.recv() => {
+                // A BYE's 200, held until the call's CDR was durable.
+                if let Some((tsx, response)) = reply {
+                    let _ = service.dialogs.respond(Instant::now(), tsx, response);
+                }
+            }
             _ = shutdown.wait_for(|s| *s) => break,
         }
         service.drain().await;
@@ -148,22 +182,35 @@ pub async fn run(
     Ok(())
 }
 
-struct Service {
-    transactions: TransactionLayer,
-    registrar: Registrar,
-    digest: DigestServer,
+pub(crate) struct Service {
+    pub(crate) transactions: TransactionLayer,
+    pub(crate) dialogs: DialogLayer,
+    pub(crate) calls: Calls,
+    pub(crate) media: Arc<MediaEngine>,
+    pub(crate) cdr: mpsc::UnboundedSender<CdrJob>,
+    /// Responses to send once something finished elsewhere (a CDR on disk).
+    pub(crate) ready: mpsc::UnboundedSender<(TsxId, Response)>,
+    pub(crate) local_sip: std::net::SocketAddr,
+    pub(crate) media_ip: std::net::IpAddr,
+    pub(crate) registrar: Registrar,
+    pub(crate) digest: DigestServer,
     capabilities: Capabilities,
-    live: Arc<LiveConfig>,
+    pub(crate) live: Arc<LiveConfig>,
     transport: TransportHandle,
     persist: mpsc::UnboundedSender<BindingChange>,
-    server_name: String,
+    pub(crate) server_name: String,
     force_rport: bool,
 }
 
 impl Service {
     fn next_deadline(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(3600);
-        let tsx = self.transactions.poll_timeout().unwrap_or(far);
+        let tsx = self
+            .transactions
+            .poll_timeout()
+            .unwrap_or(far)
+            .min(self.dialogs.poll_timeout().unwrap_or(far))
+            .min(self.calls.next_deadline().unwrap_or(far));
         let reg = self
             .registrar
             .poll_timeout()
@@ -187,34 +234,123 @@ impl Service {
     }
 
     fn handle_timeout(&mut self) {
-        self.transactions.handle_timeout(Instant::now());
+        let now = Instant::now();
+        self.transactions.handle_timeout(now);
+        self.dialogs.handle_timeout(now);
+        self.handle_call_timeouts(now);
         for change in self.registrar.handle_timeout(now_utc()) {
             let _ = self.persist.send(change);
         }
     }
 
-    /// Drains the transaction layer: events first (they may produce responses), then
-    /// everything to send.
+    /// Drains both layers, routing between them until both are idle (events may produce
+    /// responses and requests), then sends everything.
     async fn drain(&mut self) {
-        while let Some(event) = self.transactions.poll_event() {
-            self.handle_event(event);
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.transactions.poll_event() {
+                busy = true;
+                self.handle_event(event);
+            }
+            while let Some(transmit) = self.dialogs.poll_transmit() {
+                busy = true;
+                match transmit {
+                    DialogTransmit::Response { tsx, response } => {
+                        // The transaction may be gone (Timer L): nothing to send then.
+                        let _ = self.transactions.respond(Instant::now(), tsx, response);
+                    }
+                    DialogTransmit::Ack {
+                        request,
+                        destination,
+                        ..
+                    } => {
+                        let _ = self.transactions.send_ack(request, destination);
+                    }
+                }
+            }
+            while let Some(event) = self.dialogs.poll_event() {
+                busy = true;
+                self.handle_dialog_event(event);
+            }
+            if !busy {
+                break;
+            }
         }
         while let Some(transmit) = self.transactions.poll_transmit() {
             self.send(transmit).await;
         }
     }
 
+    fn handle_dialog_event(&mut self, event: DialogEvent) {
+        let now = Instant::now();
+        match event {
+            DialogEvent::AckTimeout { dialog } => {
+                tracing::info!(?dialog, "no ACK for our 2xx: the call is ended");
+                let _ = self.dialogs.terminate(dialog);
+            }
+            other => self.handle_call_dialog_event(other, now),
+        }
+    }
+
     fn handle_event(&mut self, event: TsxEvent) {
+        let now = Instant::now();
         match event {
             TsxEvent::NewRequest {
                 tsx,
                 request,
                 source,
-            } => self.handle_request(tsx, request, source),
-            TsxEvent::CancelRequest { tsx, request, .. } => {
-                // No INVITE server transaction lives long enough to be cancelled yet.
-                let response = Response::for_request(&request, 481, reason_phrase(481));
+            } => {
+                let in_dialog = request
+                    .headers
+                    .to()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|to| to.tag().is_some());
+                if in_dialog
+                    && request.method != Method::Register
+                    && request.method != Method::Options
+                {
+                    if let Err(error) = self.dialogs.handle_request(now, tsx, request, source) {
+                        tracing::debug!(%error, "in-dialog request refused");
+                    }
+                } else {
+                    self.handle_request(tsx, request, source);
+                }
+            }
+            TsxEvent::CancelRequest {
+                tsx,
+                invite,
+                request,
+                ..
+            } => {
+                let known = invite.is_some_and(|invite| self.calls.owns_invite(invite).is_some());
+                let status = if known { 200 } else { 481 };
+                let response = Response::for_request(&request, status, reason_phrase(status));
                 self.respond(tsx, response);
+                if let Some(invite) = invite {
+                    self.handle_caller_cancel(invite, now);
+                }
+            }
+            TsxEvent::AckFor2xx { request, .. } => {
+                if let Err(error) = self.dialogs.handle_ack(request) {
+                    tracing::debug!(%error, "ACK matched no dialog");
+                }
+            }
+            TsxEvent::Response { tsx, response } => {
+                if let Err(error) = self.dialogs.handle_response(now, tsx, response) {
+                    tracing::debug!(%error, "response refused by the dialog layer");
+                }
+            }
+            TsxEvent::Timeout { tsx, timer } if timer != crate::sip::transaction::Timer::C => {
+                self.dialogs.handle_transaction_failed(tsx);
+                self.fork_failed(tsx, now);
+            }
+            TsxEvent::TransportError { tsx } => {
+                self.dialogs.handle_transaction_failed(tsx);
+                self.fork_failed(tsx, now);
+            }
+            TsxEvent::Terminated { tsx } => {
+                self.dialogs.handle_transaction_terminated(tsx);
             }
             TsxEvent::Overloaded { .. } => {
                 self.transport
@@ -226,6 +362,31 @@ impl Service {
         }
     }
 
+    /// A callee INVITE that timed out or could not be sent counts as a 408 from it.
+    fn fork_failed(&mut self, tsx: TsxId, now: Instant) {
+        if self.calls.owns_fork(tsx).is_some() {
+            let timeout = Response {
+                status: 408,
+                reason: reason_phrase(408).to_owned(),
+                headers: crate::sip::message::Headers::default(),
+                body: Vec::new(),
+            };
+            self.handle_fork_response(tsx, None, timeout, now);
+        }
+    }
+
+    /// A response to the caller's INVITE, through the dialog layer (it keeps the dialog).
+    pub(crate) fn respond_dialog(&mut self, tsx: TsxId, mut response: Response) {
+        response
+            .headers
+            .push(Header::new("Server", self.server_name.clone()));
+        match self.dialogs.respond(Instant::now(), tsx, response) {
+            Ok(Some(dialog)) => self.note_caller_dialog(tsx, dialog),
+            Ok(None) => {}
+            Err(error) => tracing::debug!(%error, "response refused by the dialog layer"),
+        }
+    }
+
     fn handle_request(&mut self, tsx: TsxId, request: Request, source: Peer) {
         if let Some(rejection) = self.capabilities.check(&request) {
             self.respond(tsx, rejection);
@@ -234,15 +395,11 @@ impl Service {
         let response = match request.method {
             Method::Options => self.options(&request),
             Method::Register => self.register(&request, source),
-            Method::Invite | Method::Bye => {
-                // Calls are the call engine's; until it runs, say so rather than pretend.
-                let mut r = Response::for_request(&request, 501, reason_phrase(501));
-                r.headers.push(Header::new(
-                    "Warning",
-                    "399 rswitch \"calls are not served by this build yet\"",
-                ));
-                r
+            Method::Invite => {
+                self.handle_new_invite(tsx, request, source);
+                return;
             }
+            Method::Bye => Response::for_request(&request, 481, reason_phrase(481)),
             _ => {
                 let mut r = Response::for_request(&request, 405, reason_phrase(405));
                 r.headers.push(self.capabilities.allow_header());
@@ -315,7 +472,7 @@ impl Service {
         r
     }
 
-    fn respond(&mut self, tsx: TsxId, mut response: Response) {
+    pub(crate) fn respond(&mut self, tsx: TsxId, mut response: Response) {
         if response.status > 100 {
             response.set_to_tag(&to_tag(tsx));
         }

@@ -185,7 +185,7 @@ impl DigestServer {
                 realm: credentials.realm().to_owned(),
             });
         }
-        if credentials.uri().trim() != request_uri.trim() {
+        if !uri_covers(credentials.uri(), request_uri) {
             return Err(AuthFailure::UriMismatch {
                 uri: credentials.uri().to_owned(),
                 request_uri: request_uri.to_owned(),
@@ -237,6 +237,27 @@ impl DigestServer {
         let too_old = now_unix_secs.saturating_sub(issued_at) > self.nonce_lifetime_secs;
         from_the_future || too_old
     }
+}
+
+/// Whether the digest `uri` designates the request's Request-URI (RFC 2617 §3.2.2.5): the
+/// same text, or the same scheme, host and port without a user part — what SIPp and some
+/// phones sign for an INVITE to `sip:user@host:port`. A different host, port or user is a
+/// mismatch.
+fn uri_covers(uri: &str, request_uri: &str) -> bool {
+    let (uri, request_uri) = (uri.trim(), request_uri.trim());
+    if uri == request_uri {
+        return true;
+    }
+    let (Ok(crate::sip::message::Uri::Sip(signed)), Ok(crate::sip::message::Uri::Sip(target))) = (
+        crate::sip::message::Uri::parse(uri),
+        crate::sip::message::Uri::parse(request_uri),
+    ) else {
+        return false;
+    };
+    signed.user.is_none()
+        && signed.secure == target.secure
+        && signed.host == target.host
+        && signed.port == target.port
 }
 
 #[cfg(test)]
@@ -593,6 +614,14 @@ mod tests {
             }
         );
         assert_eq!(failure.action(), FailureAction::BadRequest);
+        // The host and port without the user part is the same resource (SIPp signs INVITEs
+        // so); another host, port or user is not.
+        let user_uri = "sip:1001@example.com:5070";
+        assert!(uri_covers("sip:example.com:5070", user_uri));
+        assert!(!uri_covers("sip:example.com", user_uri));
+        assert!(!uri_covers("sip:other.example.com:5070", user_uri));
+        assert!(!uri_covers("sip:1002@example.com:5070", user_uri));
+        assert!(!uri_covers("sips:example.com:5070", user_uri));
         let padded = format!("  {URI} ");
         assert!(
             server

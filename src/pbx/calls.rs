@@ -1,0 +1,1172 @@
+//! Calls between extensions: the B2BUA half of the SIP service.
+//!
+//! An INVITE from an extension is authenticated (digest, 407), checked against the blacklist,
+//! routed by the dialplan ([`super::dialplan`]) and its details run: `set`, `answer`,
+//! `sleep`, `hangup` and `bridge` to an extension. A bridge sends an INVITE to every binding
+//! of the extension at once (the first 2xx wins, the others are cancelled), relays 180 and
+//! 183 (with early media) to the caller, and when one answers, answers the caller, ACKs the
+//! callee and joins the two media endpoints — pass-through when both legs agreed on the same
+//! codec, transcoded otherwise. BYE from either side ends the other; the caller's CANCEL
+//! cancels the callee; `call_timeout` (60 s unless the route `set`s it) ends the ringing with
+//! `NO_ANSWER`. Every call leaves one CDR, written durably ([`super::cdr`]) before the final
+//! BYE is answered.
+//!
+//! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
+//! and a log line naming it, never pretending): the other dialplan actions, gateways,
+//! re-INVITE/UPDATE (answered 488 for now), transfer, PRACK towards callees, late offers
+//! (an INVITE without SDP is refused 488).
+#![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::causes::HangupCause;
+use super::dialplan::{self, Execution, Next};
+use super::sip_service::Service;
+use crate::clock::now_utc;
+use crate::media::continuity::LatchPolicy;
+use crate::media::io::{Endpoint, FeedSpec};
+use crate::media::shard::{Codec, LegConfig};
+use crate::sip::dialog::{DialogEvent, DialogId};
+use crate::sip::message::{Header, Method, Request, Response, Uri, reason_phrase};
+use crate::sip::peer::{Peer, TransportKind};
+use crate::sip::sdp::negotiate::{
+    AgreedAudio, LocalMedia, OriginState, agreed_from_answer, answer, offer,
+};
+use crate::sip::sdp::{Direction, SessionDescription};
+use crate::sip::transaction::TsxId;
+use crate::store::{Action, CallDirection, Cdr};
+
+/// How long a bridge rings when the route does not `set call_timeout`.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Names a call in the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallKey(pub u64);
+
+/// One callee fork of a bridge.
+struct Fork {
+    tsx: TsxId,
+    invite: Request,
+    destination: Peer,
+    dialog: Option<DialogId>,
+    /// Its final status, once it has one.
+    status: Option<u16>,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Running details.
+    Routing,
+    /// A bridge is ringing.
+    Ringing,
+    /// The caller and callee talk.
+    Bridged,
+    /// Over: waiting only for the last messages.
+    Ended,
+}
+
+pub(crate) struct Call {
+    uuid: String,
+    bleg_uuid: String,
+    caller: String,
+    destination: String,
+    /// The caller's INVITE and its server transaction.
+    invite: Request,
+    invite_tsx: TsxId,
+    source: Peer,
+    a_dialog: Option<DialogId>,
+    a_offer: SessionDescription,
+    a_endpoint: Option<Endpoint>,
+    a_origin: OriginState,
+    a_agreed: Option<AgreedAudio>,
+    /// Provisional or final answer already sent to the caller with SDP.
+    a_answered_sdp: bool,
+    answered: bool,
+    execution: Execution,
+    stage: Stage,
+    /// The bridge in progress.
+    forks: Vec<Fork>,
+    b_dialog: Option<DialogId>,
+    b_endpoint: Option<Endpoint>,
+    b_offer: Option<SessionDescription>,
+    b_agreed: Option<AgreedAudio>,
+    b_number: String,
+    call_timeout: Duration,
+    /// When the ringing or a `sleep` ends.
+    deadline: Option<Instant>,
+    start: DateTime<Utc>,
+    answer_stamp: Option<DateTime<Utc>>,
+    cause: Option<HangupCause>,
+    sip_code: Option<u16>,
+}
+
+/// The calls of the service and how messages find them.
+#[derive(Default)]
+pub(crate) struct Calls {
+    next_key: u64,
+    calls: HashMap<CallKey, Call>,
+    by_invite: HashMap<TsxId, CallKey>,
+    by_fork: HashMap<TsxId, CallKey>,
+    by_dialog: HashMap<DialogId, CallKey>,
+}
+
+impl Calls {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.calls.values().filter_map(|c| c.deadline).min()
+    }
+
+    pub(crate) fn owns_invite(&self, tsx: TsxId) -> Option<CallKey> {
+        self.by_invite.get(&tsx).copied()
+    }
+
+    pub(crate) fn owns_fork(&self, tsx: TsxId) -> Option<CallKey> {
+        self.by_fork.get(&tsx).copied()
+    }
+}
+
+/// A random UUID (version 4 layout) for calls and legs.
+fn new_uuid() -> String {
+    let v: u128 = rand::random();
+    let hex = format!("{v:032x}");
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+fn uri_user(uri: &Uri) -> String {
+    match uri {
+        Uri::Sip(sip) => sip.user.clone().unwrap_or_default(),
+        Uri::Tel(tel) => tel.number.clone(),
+        _ => String::new(),
+    }
+}
+
+fn leg_config(agreed: &AgreedAudio, ssrc: u32) -> LegConfig {
+    LegConfig {
+        codec: Codec {
+            name: agreed.codec.encoding.clone(),
+            payload_type: agreed.codec.payload_type,
+            clock_rate: agreed.codec.clock_rate,
+            fmtp: agreed.fmtp.clone(),
+        },
+        telephone_event: agreed.telephone_event,
+        remote: agreed.remote,
+        latch: LatchPolicy::Continue,
+        send: matches!(agreed.direction, Direction::SendRecv | Direction::SendOnly),
+        receive: matches!(agreed.direction, Direction::SendRecv | Direction::RecvOnly),
+        ssrc,
+        first_sequence: rand::random(),
+        rtcp_mux: agreed.rtcp_mux,
+        detect_inband_dtmf: false,
+    }
+}
+
+impl Service {
+    fn local_media(&self, endpoint: &Endpoint) -> LocalMedia {
+        LocalMedia {
+            address: self.media_ip,
+            port: endpoint.port,
+            codecs: super::codecs::local_codecs(),
+            telephone_event: true,
+            ptime: Some(20),
+            rtcp_mux: false,
+            direction: Direction::SendRecv,
+        }
+    }
+
+    /// A new INVITE (no To tag) from `source`, its 100 already sent by the transaction layer.
+    pub(crate) fn handle_new_invite(&mut self, tsx: TsxId, request: Request, source: Peer) {
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        // Digest authentication of the caller (RFC 3261 §22.3: 407 from a B2BUA/proxy).
+        let credentials = request
+            .headers
+            .all("Proxy-Authorization")
+            .filter_map(|h| crate::sip::auth::Credentials::parse(h.value()).ok())
+            .find(|c| c.realm() == self.digest.realm());
+        let Some(credentials) = credentials else {
+            let mut r = Response::for_request(&request, 407, reason_phrase(407));
+            for c in self.digest.challenges(unix_now, false) {
+                r.headers
+                    .push(Header::new("Proxy-Authenticate", c.to_string()));
+            }
+            self.respond(tsx, r);
+            return;
+        };
+        let snapshot = self.live.current();
+        let password = snapshot
+            .extensions
+            .get(credentials.username())
+            .map(|e| e.password.expose().to_owned());
+        let verified = match self.digest.verify(
+            &credentials,
+            "INVITE",
+            &request.uri.to_string(),
+            password.as_deref(),
+            unix_now,
+        ) {
+            Ok(verified) => verified,
+            Err(failure) => {
+                tracing::debug!(user = credentials.username(), %failure, "INVITE authentication failed");
+                let stale = matches!(
+                    failure.action(),
+                    crate::sip::auth::FailureAction::Challenge { stale: true }
+                );
+                let mut r = Response::for_request(&request, 407, reason_phrase(407));
+                for c in self.digest.challenges(unix_now, stale) {
+                    r.headers
+                        .push(Header::new("Proxy-Authenticate", c.to_string()));
+                }
+                self.respond(tsx, r);
+                return;
+            }
+        };
+        let caller = verified.username.clone();
+        let destination = uri_user(&request.uri);
+        if let Err(error) = self.dialogs.handle_incoming_invite(tsx, &request) {
+            tracing::debug!(%error, "INVITE refused by the dialog layer");
+            let status = if matches!(error, crate::sip::dialog::DialogError::Capacity { .. }) {
+                503
+            } else {
+                400
+            };
+            self.respond(
+                tsx,
+                Response::for_request(&request, status, reason_phrase(status)),
+            );
+            return;
+        }
+        let offer = if request.body.is_empty() {
+            None
+        } else {
+            SessionDescription::parse(&request.body).ok()
+        };
+        let Some(a_offer) = offer else {
+            let mut r = Response::for_request(&request, 488, reason_phrase(488));
+            r.headers.push(Header::new(
+                "Warning",
+                "399 rswitch \"an INVITE without an SDP offer is not supported yet\"",
+            ));
+            self.respond_dialog(tsx, r);
+            return;
+        };
+        let start = now_utc();
+        self.calls.next_key += 1;
+        let key = CallKey(self.calls.next_key);
+        let now = Instant::now();
+        let local_time = chrono::Local::now().time();
+        let route = dialplan::select_route(&snapshot, &destination, local_time);
+        let execution = match route {
+            Some((route, captures)) => Execution::new(route, &captures),
+            None => Execution::new(&empty_route(), &[]),
+        };
+        let call = Call {
+            uuid: new_uuid(),
+            bleg_uuid: String::new(),
+            caller: caller.clone(),
+            destination: destination.clone(),
+            invite: request,
+            invite_tsx: tsx,
+            source,
+            a_dialog: None,
+            a_offer,
+            a_endpoint: None,
+            a_origin: OriginState::new(rand::random::<u32>().into()),
+            a_agreed: None,
+            a_answered_sdp: false,
+            answered: false,
+            execution,
+            stage: Stage::Routing,
+            forks: Vec::new(),
+            b_dialog: None,
+            b_endpoint: None,
+            b_offer: None,
+            b_agreed: None,
+            b_number: String::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            deadline: None,
+            start,
+            answer_stamp: None,
+            cause: None,
+            sip_code: None,
+        };
+        tracing::info!(uuid = %call.uuid, %caller, %destination, "call in");
+        self.calls.calls.insert(key, call);
+        self.calls.by_invite.insert(tsx, key);
+        let blocked =
+            dialplan::blacklisted(&snapshot, &caller, dialplan::Direction::Inbound, start).or_else(
+                || {
+                    dialplan::blacklisted(
+                        &snapshot,
+                        &destination,
+                        dialplan::Direction::Outbound,
+                        start,
+                    )
+                },
+            );
+        if let Some(entry) = blocked {
+            tracing::info!(number = %entry.number, "call refused by the blacklist");
+            self.finish(key, HangupCause::CallRejected, now);
+            return;
+        }
+        self.run_details(key, now);
+    }
+
+    /// Runs details until one waits (a bridge ringing, a sleep) or the call ends.
+    fn run_details(&mut self, key: CallKey, now: Instant) {
+        loop {
+            let Some(call) = self.calls.calls.get_mut(&key) else {
+                return;
+            };
+            if call.stage == Stage::Ended {
+                return;
+            }
+            let step = match call.execution.next_step() {
+                Next::Run(step) => step,
+                Next::Finish(cause) => {
+                    self.finish(key, cause, now);
+                    return;
+                }
+            };
+            if !step.is_supported() {
+                tracing::warn!(
+                    uuid = %call.uuid, action = %step.action, data = %step.data,
+                    "dialplan action not available in this build; the detail fails"
+                );
+                call.execution.failed(HangupCause::ServiceNotImplemented);
+                continue;
+            }
+            match step.action {
+                Action::Set => {
+                    let (name, value) = step.data.split_once('=').unwrap_or((&step.data, ""));
+                    match name.trim() {
+                        "call_timeout" => {
+                            if let Ok(seconds) = value.trim().parse::<u64>() {
+                                call.call_timeout = Duration::from_secs(seconds.clamp(1, 3600));
+                            }
+                        }
+                        "continue_on_fail" => call
+                            .execution
+                            .set_continue_on_fail(value.trim().eq_ignore_ascii_case("true")),
+                        _ => {}
+                    }
+                    call.execution.succeeded();
+                }
+                Action::Answer => {
+                    if self.answer_caller(key, None).is_ok() {
+                        if let Some(call) = self.calls.calls.get_mut(&key) {
+                            call.execution.mark_answered();
+                            call.execution.succeeded();
+                        }
+                    } else if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.execution.failed(HangupCause::IncompatibleDestination);
+                    }
+                }
+                Action::Sleep => {
+                    let millis = step.data.trim().parse::<u64>().unwrap_or(1000).min(60_000);
+                    call.deadline = Some(now + Duration::from_millis(millis));
+                    call.execution.succeeded();
+                    return;
+                }
+                Action::Hangup => {
+                    call.execution.end(HangupCause::NormalClearing);
+                }
+                Action::Bridge => {
+                    if self.start_bridge(key, &step.data, now) {
+                        return;
+                    }
+                }
+                _ => {
+                    call.execution.failed(HangupCause::ServiceNotImplemented);
+                }
+            }
+        }
+    }
+
+    /// Starts ringing extension `number`; false when nothing rings (the detail failed).
+    fn start_bridge(&mut self, key: CallKey, number: &str, now: Instant) -> bool {
+        let snapshot = self.live.current();
+        let fail = |service: &mut Service, cause: HangupCause| {
+            if let Some(call) = service.calls.calls.get_mut(&key) {
+                call.execution.failed(cause);
+                call.sip_code = Some(cause.sip_status());
+            }
+            false
+        };
+        if !snapshot.extensions.contains_key(number) {
+            return fail(self, HangupCause::UnallocatedNumber);
+        }
+        let bindings: Vec<_> = self
+            .registrar
+            .lookup(number, now_utc())
+            .into_iter()
+            .cloned()
+            .collect();
+        if bindings.is_empty() {
+            return fail(self, HangupCause::UserNotRegistered);
+        }
+        // The callee's media endpoint and our offer: the caller's codecs first, so that a
+        // callee that shares one is bridged without transcoding.
+        let endpoint = match self.calls.calls.get(&key).and_then(|c| c.b_endpoint) {
+            Some(endpoint) => endpoint,
+            None => match self.media.open(key.0) {
+                Ok(endpoint) => endpoint,
+                Err(error) => {
+                    tracing::error!(%error, "no RTP port for the callee");
+                    return fail(self, HangupCause::SwitchCongestion);
+                }
+            },
+        };
+        let mut local = self.local_media(&endpoint);
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return false;
+        };
+        call.b_endpoint = Some(endpoint);
+        if let Some(audio) = call.a_offer.media.iter().find(|m| m.media == "audio") {
+            let offered: Vec<String> = audio
+                .payload_types()
+                .filter_map(|pt| audio.rtpmap(pt))
+                .map(|m| m.encoding.to_ascii_lowercase())
+                .collect();
+            local.codecs.sort_by_key(|c| {
+                offered
+                    .iter()
+                    .position(|o| o.eq_ignore_ascii_case(c.encoding))
+                    .unwrap_or(usize::MAX)
+            });
+            // Codecs relayed only make sense when the caller has them.
+            local.codecs.retain(|c| {
+                c.transcodable || offered.iter().any(|o| o.eq_ignore_ascii_case(c.encoding))
+            });
+        }
+        let b_offer = offer(&local, &mut OriginState::new(rand::random::<u32>().into()));
+        call.b_offer = Some(b_offer.clone());
+        call.b_number = number.to_owned();
+        call.bleg_uuid = new_uuid();
+        call.stage = Stage::Ringing;
+        call.deadline = Some(now + call.call_timeout);
+        let caller = call.caller.clone();
+        let call_id = format!("{}@rswitch", new_uuid());
+        let local_sip = self.local_sip;
+        let mut forks = Vec::new();
+        for binding in bindings {
+            let Ok(target) = Uri::parse(&binding.contact) else {
+                continue;
+            };
+            let transport = match binding.source.transport {
+                TransportKind::Udp => "UDP",
+                TransportKind::Tcp => "TCP",
+                TransportKind::Tls => "TLS",
+                TransportKind::Ws => "WS",
+                TransportKind::Wss => "WSS",
+            };
+            let tag = self.dialogs.new_tag();
+            let mut headers = crate::sip::message::Headers::default();
+            headers.push(Header::new(
+                "Via",
+                format!(
+                    "SIP/2.0/{transport} {local_sip};rport;branch=z9hG4bK{:016x}",
+                    rand::random::<u64>()
+                ),
+            ));
+            headers.push(Header::new("Max-Forwards", "70"));
+            headers.push(Header::new(
+                "From",
+                format!("<sip:{caller}@{}>;tag={}", local_sip.ip(), tag.as_str()),
+            ));
+            headers.push(Header::new(
+                "To",
+                format!("<sip:{number}@{}>", local_sip.ip()),
+            ));
+            headers.push(Header::new("Call-ID", call_id.clone()));
+            headers.push(Header::new("CSeq", "1 INVITE"));
+            headers.push(Header::new("Contact", format!("<sip:rswitch@{local_sip}>")));
+            headers.push(Header::new("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"));
+            headers.push(Header::new("User-Agent", self.server_name.clone()));
+            for path in &binding.path {
+                headers.push(Header::new("Route", path.clone()));
+            }
+            let mut invite = Request {
+                method: Method::Invite,
+                uri: target,
+                headers,
+                body: Vec::new(),
+            };
+            let body = b_offer.to_string().into_bytes();
+            invite
+                .headers
+                .push(Header::new("Content-Type", "application/sdp"));
+            invite
+                .headers
+                .push(Header::new("Content-Length", body.len().to_string()));
+            invite.body = body;
+            let tsx = match self
+                .transactions
+                .send_request(now, invite.clone(), binding.source)
+            {
+                Ok(tsx) => tsx,
+                Err(error) => {
+                    tracing::warn!(%error, "the INVITE to the callee could not start");
+                    continue;
+                }
+            };
+            let sent = invite;
+            if let Err(error) = self.dialogs.handle_request_sent(tsx, &sent) {
+                tracing::warn!(%error, "the dialog layer refused our INVITE");
+            }
+            forks.push(Fork {
+                tsx,
+                invite: sent,
+                destination: binding.source,
+                dialog: None,
+                status: None,
+            });
+        }
+        if forks.is_empty() {
+            return fail(self, HangupCause::NormalTemporaryFailure);
+        }
+        for fork in &forks {
+            self.calls.by_fork.insert(fork.tsx, key);
+        }
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.forks = forks;
+            tracing::info!(uuid = %call.uuid, callee = %number, forks = call.forks.len(), "ringing");
+        }
+        true
+    }
+
+    /// Answers the caller (200, or 183 for early media) with our SDP answer; when the callee
+    /// has agreed a codec, the caller is offered the same one first.
+    fn answer_caller(&mut self, key: CallKey, early: Option<u16>) -> Result<(), ()> {
+        let endpoint = match self.calls.calls.get(&key).and_then(|c| c.a_endpoint) {
+            Some(endpoint) => endpoint,
+            None => self.media.open(key.0).map_err(|error| {
+                tracing::error!(%error, "no RTP port for the caller");
+            })?,
+        };
+        let local = self.local_media(&endpoint);
+        let call = self.calls.calls.get_mut(&key).ok_or(())?;
+        call.a_endpoint = Some(endpoint);
+        let prefer: Vec<_> = call.b_agreed.iter().map(|b| b.codec.clone()).collect();
+        let (sdp, agreed) = match answer(&call.a_offer, &local, &prefer, &mut call.a_origin) {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::info!(uuid = %call.uuid, %error, "the caller's offer cannot be answered");
+                return Err(());
+            }
+        };
+        let ssrc: u32 = rand::random();
+        self.media.configure(endpoint.id, leg_config(&agreed, ssrc));
+        call.a_agreed = Some(agreed);
+        call.a_answered_sdp = true;
+        let status = early.unwrap_or(200);
+        let mut response = Response::for_request(&call.invite, status, reason_phrase(status));
+        response.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", call.destination, self.local_sip),
+        ));
+        response.set_body("application/sdp", sdp.to_string().into_bytes());
+        if status == 200 {
+            call.answered = true;
+            call.answer_stamp = Some(now_utc());
+        }
+        let tsx = call.invite_tsx;
+        self.respond_dialog(tsx, response);
+        Ok(())
+    }
+
+    /// A response to one of the callee INVITEs.
+    pub(crate) fn handle_fork_response(
+        &mut self,
+        tsx: TsxId,
+        dialog: Option<DialogId>,
+        response: Response,
+        now: Instant,
+    ) {
+        let Some(key) = self.calls.owns_fork(tsx) else {
+            return;
+        };
+        let status = response.status;
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(index) = call.forks.iter().position(|f| f.tsx == tsx) else {
+            return;
+        };
+        if let Some(dialog) = dialog {
+            call.forks[index].dialog = Some(dialog);
+            self.calls.by_dialog.insert(dialog, key);
+        }
+        if call.stage != Stage::Ringing {
+            // A late 2xx of another fork after the call was answered or ended: the dialog
+            // layer reports it (LateForkConfirmed); nothing to do here.
+            return;
+        }
+        match status {
+            100 => {}
+            101..=199 => {
+                let sdp = (!response.body.is_empty())
+                    .then(|| SessionDescription::parse(&response.body).ok())
+                    .flatten();
+                if let Some(sdp) = sdp {
+                    // Early media from the callee: agree it, answer the caller with 183.
+                    if call.b_agreed.is_none()
+                        && let Some(b_offer) = &call.b_offer
+                        && let Ok(agreed) = agreed_from_answer(b_offer, &sdp)
+                    {
+                        call.b_agreed = Some(agreed);
+                    }
+                    self.start_media(key);
+                    let already = self.calls.calls.get(&key).is_some_and(|c| c.a_answered_sdp);
+                    if !already {
+                        let _ = self.answer_caller(key, Some(183));
+                    }
+                } else {
+                    let call = &self.calls.calls[&key];
+                    if !call.a_answered_sdp {
+                        let mut ringing = Response::for_request(&call.invite, 180, "Ringing");
+                        ringing.headers.push(Header::new(
+                            "Contact",
+                            format!("<sip:{}@{}>", call.destination, self.local_sip),
+                        ));
+                        let tsx = call.invite_tsx;
+                        self.respond_dialog(tsx, ringing);
+                    }
+                }
+            }
+            200..=299 => {
+                call.forks[index].status = Some(status);
+                call.stage = Stage::Bridged;
+                call.deadline = None;
+                call.b_dialog = dialog;
+                if let Some(sdp) = SessionDescription::parse(&response.body).ok()
+                    && let Some(b_offer) = &call.b_offer
+                    && let Ok(agreed) = agreed_from_answer(b_offer, &sdp)
+                {
+                    call.b_agreed = Some(agreed);
+                }
+                let others: Vec<usize> = (0..call.forks.len())
+                    .filter(|&i| i != index && call.forks[i].status.is_none())
+                    .collect();
+                if let Some(dialog) = dialog {
+                    self.send_ack(dialog, now);
+                }
+                for other in others {
+                    self.cancel_fork(key, other, now);
+                }
+                if self.calls.calls.get(&key).is_some_and(|c| c.a_answered_sdp) {
+                    // Early media already answered the caller: now the final 200.
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                    let mut ok = Response::for_request(&call.invite, 200, "OK");
+                    ok.headers.push(Header::new(
+                        "Contact",
+                        format!("<sip:{}@{}>", call.destination, self.local_sip),
+                    ));
+                    let mut origin = call.a_origin.clone();
+                    // The same answer again (RFC 3264: the 200 repeats the early answer).
+                    if let (Some(endpoint), Some(_)) = (call.a_endpoint, &call.a_agreed) {
+                        let local = self.local_media(&endpoint);
+                        let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                        let prefer: Vec<_> =
+                            call.b_agreed.iter().map(|b| b.codec.clone()).collect();
+                        if let Ok((sdp, _)) = answer(&call.a_offer, &local, &prefer, &mut origin) {
+                            ok.set_body("application/sdp", sdp.to_string().into_bytes());
+                        }
+                    }
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                    call.answered = true;
+                    call.answer_stamp = Some(now_utc());
+                    let tsx = call.invite_tsx;
+                    self.respond_dialog(tsx, ok);
+                } else if self.answer_caller(key, None).is_err() {
+                    self.hang_up(key, HangupCause::IncompatibleDestination, now);
+                    return;
+                }
+                self.start_media(key);
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    call.execution.mark_answered();
+                    tracing::info!(uuid = %call.uuid, callee = %call.b_number, "answered");
+                }
+            }
+            _ => {
+                call.forks[index].status = Some(status);
+                call.sip_code = Some(status);
+                if call.forks.iter().all(|f| f.status.is_some()) {
+                    // Every fork failed: the bridge failed with the most telling status
+                    // (busy beats the rest, as a caller most wants to know it).
+                    let best = call
+                        .forks
+                        .iter()
+                        .filter_map(|f| f.status)
+                        .min_by_key(|&s| match s {
+                            486 | 600 => 0,
+                            603 => 1,
+                            _ => 2,
+                        })
+                        .unwrap_or(status);
+                    call.stage = Stage::Routing;
+                    call.deadline = None;
+                    call.sip_code = Some(best);
+                    for fork in std::mem::take(&mut call.forks) {
+                        self.calls.by_fork.remove(&fork.tsx);
+                    }
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                    call.execution.failed(HangupCause::from_sip_status(best));
+                    self.run_details(key, now);
+                }
+            }
+        }
+    }
+
+    /// Joins the two media endpoints once both have agreed media.
+    fn start_media(&mut self, key: CallKey) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let (Some(b_endpoint), Some(b_agreed)) = (call.b_endpoint, call.b_agreed.clone()) else {
+            return;
+        };
+        self.media
+            .configure(b_endpoint.id, leg_config(&b_agreed, rand::random()));
+        let Some(a_endpoint) = call.a_endpoint else {
+            return;
+        };
+        for (target, source) in [
+            (a_endpoint.id, b_endpoint.id),
+            (b_endpoint.id, a_endpoint.id),
+        ] {
+            if let Err(error) = self.media.set_feed(target, FeedSpec::Endpoint(source)) {
+                tracing::warn!(uuid = %call.uuid, %error, "media bridge refused");
+            }
+        }
+    }
+
+    fn send_ack(&mut self, dialog: DialogId, now: Instant) {
+        let _ = now;
+        let Ok(outgoing) = self.dialogs.ack(dialog) else {
+            return;
+        };
+        let Some(key) = self.calls.by_dialog.get(&dialog).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let Some(fork) = call.forks.iter().find(|f| f.dialog == Some(dialog)) else {
+            return;
+        };
+        let destination = fork.destination;
+        let mut ack = outgoing.request;
+        ack.headers.push_front(Header::new(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};branch=z9hG4bK{:x}",
+                transport_name(destination.transport),
+                self.local_sip,
+                rand::random::<u64>()
+            ),
+        ));
+        if let Err(error) = self.transactions.send_ack(ack.clone(), destination) {
+            tracing::warn!(%error, "ACK not sent");
+            return;
+        }
+        let _ = self.dialogs.handle_ack_sent(ack, destination);
+    }
+
+    /// CANCELs fork `index` (RFC 3261 §9.1: same Request-URI, Call-ID, From, To, CSeq number
+    /// and top Via as the INVITE).
+    fn cancel_fork(&mut self, key: CallKey, index: usize, now: Instant) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(fork) = call.forks.get_mut(index) else {
+            return;
+        };
+        if fork.status.is_some() {
+            return;
+        }
+        fork.status = Some(487);
+        let invite = &fork.invite;
+        let mut headers = crate::sip::message::Headers::default();
+        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID", "Route"] {
+            for header in invite.headers.all(name) {
+                headers.push_field(header.name_text(), header.value());
+                if name == "Via" {
+                    break;
+                }
+            }
+        }
+        let seq = invite
+            .headers
+            .cseq()
+            .ok()
+            .flatten()
+            .map_or(1, |cseq| cseq.seq);
+        headers.push(Header::new("CSeq", format!("{seq} CANCEL")));
+        headers.push(Header::new("Content-Length", "0"));
+        let cancel = Request {
+            method: Method::Cancel,
+            uri: invite.uri.clone(),
+            headers,
+            body: Vec::new(),
+        };
+        let destination = fork.destination;
+        if let Err(error) = self.transactions.send_request(now, cancel, destination) {
+            tracing::debug!(%error, "CANCEL not sent");
+        }
+    }
+
+    /// The caller CANCELled its INVITE.
+    pub(crate) fn handle_caller_cancel(&mut self, invite: TsxId, now: Instant) {
+        let Some(key) = self.calls.owns_invite(invite) else {
+            return;
+        };
+        if self.calls.calls.get(&key).is_some_and(|c| c.answered) {
+            return;
+        }
+        self.finish(key, HangupCause::OriginatorCancel, now);
+    }
+
+    /// A request inside a call's dialog.
+    pub(crate) fn handle_dialog_request(
+        &mut self,
+        dialog: DialogId,
+        tsx: TsxId,
+        request: Request,
+        now: Instant,
+    ) {
+        let Some(key) = self.calls.by_dialog.get(&dialog).copied() else {
+            let response = Response::for_request(&request, 481, reason_phrase(481));
+            let _ = self.dialogs.respond(now, tsx, response);
+            return;
+        };
+        match request.method {
+            Method::Bye => {
+                let from_caller = self
+                    .calls
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.a_dialog == Some(dialog));
+                let response = Response::for_request(&request, 200, "OK");
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    tracing::info!(uuid = %call.uuid, by = if from_caller { "caller" } else { "callee" }, "hang-up");
+                    if call.cause.is_none() {
+                        call.cause = Some(HangupCause::NormalClearing);
+                    }
+                }
+                // The other side is told at once; this BYE is answered once the CDR is on
+                // disk.
+                if from_caller {
+                    self.bye(key, false, now);
+                } else {
+                    self.bye(key, true, now);
+                }
+                self.end_call(key, Some((tsx, response)));
+            }
+            _ => {
+                // Re-INVITE, UPDATE, INFO, REFER…: not handled yet; refuse cleanly.
+                let status = if request.method == Method::Invite {
+                    488
+                } else {
+                    501
+                };
+                let mut response = Response::for_request(&request, status, reason_phrase(status));
+                response.headers.push(Header::new(
+                    "Warning",
+                    "399 rswitch \"changes inside a call are not supported yet\"",
+                ));
+                let _ = self.dialogs.respond(now, tsx, response);
+            }
+        }
+    }
+
+    /// The caller's dialog was established by our answer.
+    pub(crate) fn note_caller_dialog(&mut self, tsx: TsxId, dialog: DialogId) {
+        if let Some(key) = self.calls.owns_invite(tsx) {
+            if let Some(call) = self.calls.calls.get_mut(&key)
+                && call.a_dialog.is_none()
+            {
+                call.a_dialog = Some(dialog);
+            }
+            self.calls.by_dialog.insert(dialog, key);
+        }
+    }
+
+    /// Sends BYE to the caller (`to_caller`) or the callee.
+    fn bye(&mut self, key: CallKey, to_caller: bool, now: Instant) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let (dialog, destination) = if to_caller {
+            (call.a_dialog, call.source)
+        } else {
+            let destination = call
+                .forks
+                .iter()
+                .find(|f| f.dialog.is_some() && f.dialog == call.b_dialog)
+                .map(|f| f.destination);
+            match destination {
+                Some(destination) => (call.b_dialog, destination),
+                None => return,
+            }
+        };
+        let Some(dialog) = dialog else { return };
+        let cause = call.cause.unwrap_or(HangupCause::NormalClearing);
+        let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Bye) else {
+            return;
+        };
+        outgoing.request.headers.push_front(Header::new(
+            "Via",
+            format!(
+                "SIP/2.0/{} {};rport;branch=z9hG4bK{:016x}",
+                transport_name(destination.transport),
+                self.local_sip,
+                rand::random::<u64>()
+            ),
+        ));
+        outgoing
+            .request
+            .headers
+            .push(Header::new("Reason", cause.reason_header()));
+        match self
+            .transactions
+            .send_request(now, outgoing.request.clone(), destination)
+        {
+            Ok(tsx) => {
+                let _ = self.dialogs.handle_request_sent(tsx, &outgoing.request);
+            }
+            Err(error) => tracing::debug!(%error, "BYE not sent"),
+        }
+    }
+
+    /// Ends an answered call from our side (timeout, a failure after the answer).
+    fn hang_up(&mut self, key: CallKey, cause: HangupCause, now: Instant) {
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.cause.get_or_insert(cause);
+        }
+        self.bye(key, true, now);
+        self.bye(key, false, now);
+        self.end_call(key, None);
+    }
+
+    /// The dialplan is done, or the call failed before an answer: answer the caller's
+    /// INVITE with the failure, cancel ringing forks, end the call.
+    fn finish(&mut self, key: CallKey, cause: HangupCause, now: Instant) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.cause.get_or_insert(cause);
+        let ringing: Vec<usize> = (0..call.forks.len())
+            .filter(|&i| call.forks[i].status.is_none())
+            .collect();
+        for index in ringing {
+            self.cancel_fork(key, index, now);
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.answered {
+            self.hang_up(key, cause, now);
+            return;
+        }
+        let status = if cause == HangupCause::NormalClearing {
+            480
+        } else {
+            cause.sip_status()
+        };
+        call.sip_code.get_or_insert(status);
+        let mut response = Response::for_request(&call.invite, status, reason_phrase(status));
+        response
+            .headers
+            .push(Header::new("Reason", cause.reason_header()));
+        let tsx = call.invite_tsx;
+        self.respond_dialog(tsx, response);
+        self.end_call(key, None);
+    }
+
+    /// Timers: ringing past `call_timeout`, the end of a `sleep`.
+    pub(crate) fn handle_call_timeouts(&mut self, now: Instant) {
+        let due: Vec<CallKey> = self
+            .calls
+            .calls
+            .iter()
+            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(call) = self.calls.calls.get_mut(&key) else {
+                continue;
+            };
+            call.deadline = None;
+            match call.stage {
+                Stage::Ringing => {
+                    tracing::info!(uuid = %call.uuid, "no answer within call_timeout");
+                    let ringing: Vec<usize> = (0..call.forks.len())
+                        .filter(|&i| call.forks[i].status.is_none())
+                        .collect();
+                    for index in ringing {
+                        self.cancel_fork(key, index, now);
+                    }
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                    for fork in std::mem::take(&mut call.forks) {
+                        self.calls.by_fork.remove(&fork.tsx);
+                    }
+                    call.stage = Stage::Routing;
+                    call.sip_code = Some(480);
+                    call.execution.failed(HangupCause::NoAnswer);
+                    self.run_details(key, now);
+                }
+                Stage::Routing => self.run_details(key, now),
+                _ => {}
+            }
+        }
+    }
+
+    /// Removes the call, closes its media, writes its CDR; `reply` (a BYE's 200) is sent
+    /// once the CDR is durable.
+    fn end_call(&mut self, key: CallKey, reply: Option<(TsxId, Response)>) {
+        let Some(mut call) = self.calls.calls.remove(&key) else {
+            if let Some((tsx, response)) = reply {
+                let _ = self.dialogs.respond(Instant::now(), tsx, response);
+            }
+            return;
+        };
+        call.stage = Stage::Ended;
+        self.calls.by_invite.remove(&call.invite_tsx);
+        for fork in &call.forks {
+            self.calls.by_fork.remove(&fork.tsx);
+            if let Some(dialog) = fork.dialog {
+                self.calls.by_dialog.remove(&dialog);
+            }
+        }
+        if let Some(dialog) = call.a_dialog {
+            self.calls.by_dialog.remove(&dialog);
+        }
+        for endpoint in [call.a_endpoint, call.b_endpoint].into_iter().flatten() {
+            self.media.close(endpoint.id);
+        }
+        let end = now_utc();
+        let cause = call.cause.unwrap_or(HangupCause::NormalClearing);
+        let codec = |agreed: &Option<AgreedAudio>| {
+            agreed
+                .as_ref()
+                .map(|a| a.codec.encoding.clone())
+                .unwrap_or_default()
+        };
+        let cdr = Cdr {
+            id: 0,
+            uuid: call.uuid.clone(),
+            bleg_uuid: call.bleg_uuid.clone(),
+            sip_call_id: call.invite.headers.call_id().unwrap_or_default().to_owned(),
+            direction: CallDirection::Internal,
+            local_ip: self.local_sip.ip().to_string(),
+            caller_id_name: call.caller.clone(),
+            caller_id_number: call.caller.clone(),
+            destination_number: call.destination.clone(),
+            context: "default".to_owned(),
+            start_stamp: call.start,
+            answer_stamp: call.answer_stamp,
+            end_stamp: end,
+            duration: (end - call.start).num_seconds().max(0),
+            billsec: call
+                .answer_stamp
+                .map_or(0, |answered| (end - answered).num_seconds().max(0)),
+            hangup_cause: cause.name().to_owned(),
+            sip_code: call
+                .sip_code
+                .map(i64::from)
+                .or(call.answered.then_some(200)),
+            accountcode: call.caller.clone(),
+            read_codec: codec(&call.a_agreed),
+            write_codec: codec(&call.b_agreed),
+            gateway: String::new(),
+            recording_path: String::new(),
+        };
+        tracing::info!(uuid = %call.uuid, cause = cause.name(), "call ended");
+        let (durable, acknowledged) = tokio::sync::oneshot::channel();
+        let job = super::cdr::CdrJob {
+            cdr: Box::new(cdr),
+            durable: Some(durable),
+        };
+        if self.cdr.send(job).is_err() {
+            tracing::error!(uuid = %call.uuid, "the CDR writer is gone; the CDR is lost");
+        }
+        if let Some((tsx, response)) = reply {
+            let ready = self.ready.clone();
+            tokio::spawn(async move {
+                let _ = acknowledged.await;
+                let _ = ready.send((tsx, response));
+            });
+        }
+    }
+
+    /// Dialog events that concern calls.
+    pub(crate) fn handle_call_dialog_event(&mut self, event: DialogEvent, now: Instant) {
+        match event {
+            DialogEvent::Response {
+                dialog,
+                tsx,
+                response,
+            } if self.calls.owns_fork(tsx).is_some() => {
+                self.handle_fork_response(tsx, dialog, response, now);
+            }
+            DialogEvent::Request {
+                dialog,
+                tsx,
+                request,
+                ..
+            } => self.handle_dialog_request(dialog, tsx, request, now),
+            DialogEvent::LateForkConfirmed { dialog, .. } => {
+                // A second callee answered after the first: ACK and end it (RFC 3261
+                // §13.2.2.4).
+                if let Ok(outgoing) = self.dialogs.ack(dialog) {
+                    let _ = outgoing;
+                }
+                let _ = self.dialogs.terminate(dialog);
+            }
+            DialogEvent::Terminated { dialog, .. } => {
+                self.calls.by_dialog.remove(&dialog);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn transport_name(kind: TransportKind) -> &'static str {
+    match kind {
+        TransportKind::Udp => "UDP",
+        TransportKind::Tcp => "TCP",
+        TransportKind::Tls => "TLS",
+        TransportKind::Ws => "WS",
+        TransportKind::Wss => "WSS",
+    }
+}
+
+/// A route with no details: what a call without a matching route runs (it ends at once
+/// with `NO_ROUTE_DESTINATION`).
+fn empty_route() -> super::snapshot::CompiledRoute {
+    super::snapshot::CompiledRoute {
+        route: crate::store::Route {
+            id: 0,
+            name: String::new(),
+            condition_field: crate::store::ConditionField::DestinationNumber,
+            pattern: String::new(),
+            sequence: 0,
+            enabled: true,
+            continue_on_fail: false,
+            time_condition: crate::store::TimeCondition::Always,
+        },
+        regex: fancy_regex::Regex::new("^$").expect("a valid regex"),
+        details: Vec::new(),
+    }
+}

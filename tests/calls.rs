@@ -1,0 +1,330 @@
+//! Calls between extensions through rswitch with SIPp on both sides (Debian `sip-tester`):
+//! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
+//! the registered callee; answered calls, the callee hanging up, busy, no answer (a route
+//! that sets `call_timeout`), the caller cancelling, a blacklisted caller. Each call's CDR
+//! is then read from the database and checked field by field.
+#![allow(clippy::disallowed_methods)] // runs real processes
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rswitch::store::{
+    Action, BlacklistDirection, BlacklistEntry, Cdr, ConditionField, ConnectOptions, ListQuery,
+    MatchKind, Route, RouteDetail, Store, TimeCondition,
+};
+
+fn sipp() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("sipp"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("sipp is not installed: apt-get install sip-tester (make test installs it)")
+        })
+}
+
+fn scenario(name: &str) -> String {
+    format!("{}/tests/sipp/call/{name}.xml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free UDP port on loopback (bound and released).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An injection file: number; its authentication keyword; the number it calls.
+fn users_file(dir: &Path, name: &str, number: &str, callee: &str) -> PathBuf {
+    let password = extension_password(dir, number);
+    let path = dir.join(format!("{name}.csv"));
+    std::fs::write(
+        &path,
+        format!(
+            "SEQUENTIAL\n{number};[authentication username={number} password={password}];{callee}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn sipp_command(dir: &Path, target: &str, scenario_name: &str, port: u16) -> Command {
+    let mut cmd = Command::new(sipp());
+    cmd.current_dir(dir)
+        .arg(target)
+        .args(["-sf", &scenario(scenario_name)])
+        .args(["-m", "1", "-t", "u1", "-i", "127.0.0.1"])
+        .args(["-p", &port.to_string()])
+        .args([
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-mp",
+            &free_udp_port().to_string(),
+        ]);
+    cmd
+}
+
+fn errors_of(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .map(|e| {
+            format!(
+                "{}:\n{}",
+                e.file_name().to_string_lossy(),
+                std::fs::read_to_string(e.path()).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn run(mut cmd: Command) -> std::process::Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.output().expect("run sipp")
+}
+
+/// One call: the callee registers from its port and waits with `callee_scenario`; the
+/// caller runs `caller_scenario`. Both must end successfully.
+fn call(
+    dir: &Path,
+    target: &str,
+    caller: &str,
+    callee: &str,
+    caller_scenario: &str,
+    callee_scenario: Option<&str>,
+) {
+    let port = free_udp_port();
+    let callee_users = users_file(dir, &format!("callee-{callee}-{port}"), callee, caller);
+    let mut uas: Option<Child> = None;
+    if let Some(callee_scenario) = callee_scenario {
+        let mut register = sipp_command(dir, target, "register", port);
+        register.arg("-inf").arg(&callee_users);
+        let out = run(register);
+        assert!(
+            out.status.success(),
+            "the callee {callee} could not register: {}",
+            errors_of(dir)
+        );
+        let mut waiting = sipp_command(dir, target, callee_scenario, port);
+        waiting.stdout(Stdio::null()).stderr(Stdio::piped());
+        uas = Some(waiting.spawn().expect("start the callee"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let caller_users = users_file(dir, &format!("caller-{caller}-{port}"), caller, callee);
+    let mut dial = sipp_command(dir, target, caller_scenario, free_udp_port());
+    dial.arg("-inf").arg(&caller_users);
+    let out = run(dial);
+    let caller_ok = out.status.success();
+    let callee_ok = uas.map(|mut uas| {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = uas.try_wait().unwrap() {
+                break status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = uas.kill();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    assert!(
+        caller_ok && callee_ok.unwrap_or(true),
+        "{caller_scenario} / {callee_scenario:?}: caller ok {caller_ok}, callee ok {callee_ok:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("call") || l.contains("rror"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        errors_of(dir)
+    );
+}
+
+async fn database(dir: &Path) -> Store {
+    Store::connect(
+        &format!("sqlite://{}", dir.join("rswitch.db").display()),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The CDR of the call to `destination` that is newest, waiting for it to arrive.
+async fn cdr_of(db: &Store, destination: &str, expected: usize) -> Vec<Cdr> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows: Vec<Cdr> = db
+            .list::<Cdr>(&ListQuery::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.destination_number == destination)
+            .collect();
+        if rows.len() >= expected || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_between_extensions_with_sipp_and_their_cdrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    // Configuration before the server starts: a route that rings 1009 for two seconds only,
+    // and a blacklisted caller.
+    {
+        let status = rswitch_command(path).arg("migrate").status().unwrap();
+        assert!(status.success());
+        let db = database(path).await;
+        rswitch::store::seed::seed(&db, None).await.unwrap();
+        let route = db
+            .insert(&Route {
+                id: 0,
+                name: "short ring".into(),
+                condition_field: ConditionField::DestinationNumber,
+                pattern: "^(1009)$".into(),
+                sequence: 0,
+                enabled: true,
+                continue_on_fail: false,
+                time_condition: TimeCondition::Always,
+            })
+            .await
+            .unwrap();
+        for (sequence, action, data) in [
+            (0, Action::Set, "call_timeout=2"),
+            (1, Action::Bridge, "$1"),
+        ] {
+            db.insert(&RouteDetail {
+                id: 0,
+                route_id: route,
+                name: String::new(),
+                action,
+                data: data.into(),
+                ring_id: None,
+                sequence,
+                is_external: false,
+                gateway_group_id: None,
+                gateway_id: None,
+                area_enabled: false,
+            })
+            .await
+            .unwrap();
+        }
+        db.insert(&BlacklistEntry {
+            id: 0,
+            number: "1066".into(),
+            match_kind: MatchKind::Exact,
+            direction: BlacklistDirection::Inbound,
+            enabled: true,
+            expires_at: None,
+            note: "test".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+        db.close().await;
+    }
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+
+    // Answered; the caller hangs up.
+    call(
+        path,
+        &target,
+        "1000",
+        "1001",
+        "uac_talk",
+        Some("uas_answer"),
+    );
+    let cdrs = cdr_of(&db, "1001", 1).await;
+    assert_eq!(cdrs.len(), 1, "one CDR per call");
+    let cdr = &cdrs[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert_eq!(cdr.caller_id_number, "1000");
+    assert_eq!(cdr.accountcode, "1000");
+    assert_eq!(cdr.context, "default");
+    assert_eq!(cdr.sip_code, Some(200));
+    assert!(cdr.answer_stamp.is_some());
+    assert!(cdr.billsec >= 1 && cdr.billsec <= cdr.duration, "{cdr:?}");
+    assert_eq!(
+        (cdr.read_codec.as_str(), cdr.write_codec.as_str()),
+        ("PCMU", "PCMU")
+    );
+    assert!(!cdr.uuid.is_empty() && !cdr.bleg_uuid.is_empty() && cdr.uuid != cdr.bleg_uuid);
+
+    // Answered; the callee hangs up.
+    call(
+        path,
+        &target,
+        "1000",
+        "1002",
+        "uac_callee_hangs_up",
+        Some("uas_hangup"),
+    );
+    let cdr = &cdr_of(&db, "1002", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert!(cdr.answer_stamp.is_some());
+
+    // Busy.
+    call(path, &target, "1000", "1003", "uac_busy", Some("uas_busy"));
+    let cdr = &cdr_of(&db, "1003", 1).await[0];
+    assert_eq!(
+        (cdr.hangup_cause.as_str(), cdr.sip_code, cdr.billsec),
+        ("USER_BUSY", Some(486), 0)
+    );
+    assert!(cdr.answer_stamp.is_none());
+
+    // The caller cancels while it rings.
+    call(
+        path,
+        &target,
+        "1000",
+        "1004",
+        "uac_cancel",
+        Some("uas_noanswer"),
+    );
+    let cdr = &cdr_of(&db, "1004", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "ORIGINATOR_CANCEL");
+    assert!(cdr.answer_stamp.is_none());
+
+    // No answer within the route's call_timeout of 2 s.
+    let started = Instant::now();
+    call(
+        path,
+        &target,
+        "1000",
+        "1009",
+        "uac_no_answer",
+        Some("uas_noanswer"),
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let cdr = &cdr_of(&db, "1009", 1).await[0];
+    assert_eq!(
+        (cdr.hangup_cause.as_str(), cdr.sip_code),
+        ("NO_ANSWER", Some(480))
+    );
+
+    // A blacklisted caller: 603, and still a CDR.
+    call(path, &target, "1066", "1005", "uac_refused", None);
+    let cdr = &cdr_of(&db, "1005", 1).await[0];
+    assert_eq!(
+        (cdr.hangup_cause.as_str(), cdr.sip_code),
+        ("CALL_REJECTED", Some(603))
+    );
+    assert_eq!(cdr.caller_id_number, "1066");
+
+    // Every call left exactly one CDR.
+    let all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 6, "{all:#?}");
+}
