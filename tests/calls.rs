@@ -1,7 +1,7 @@
 //! Calls between extensions through rswitch with SIPp on both sides (Debian `sip-tester`):
 //! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
 //! the registered callee; answered calls, the callee hanging up, busy, no answer (a route
-//! that sets `call_timeout`), the caller cancelling, a blacklisted caller. Each call's CDR
+//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold. Each call's CDR
 //! is then read from the database and checked field by field.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
@@ -263,6 +263,20 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     );
     assert!(!cdr.uuid.is_empty() && !cdr.bleg_uuid.is_empty() && cdr.uuid != cdr.bleg_uuid);
 
+    // Hold and unhold by re-INVITE from the caller, answered by rswitch (recvonly, then
+    // sendrecv) while the callee's call goes on; then the caller hangs up.
+    call(
+        path,
+        &target,
+        "1000",
+        "1006",
+        "uac_hold",
+        Some("uas_answer"),
+    );
+    let cdr = &cdr_of(&db, "1006", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert!(cdr.billsec >= 1, "{cdr:?}");
+
     // Answered; the callee hangs up.
     call(
         path,
@@ -326,5 +340,5 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
 
     // Every call left exactly one CDR.
     let all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
-    assert_eq!(all.len(), 6, "{all:#?}");
+    assert_eq!(all.len(), 7, "{all:#?}");
 }

@@ -29,6 +29,7 @@ use crate::clock::now_utc;
 use crate::media::continuity::LatchPolicy;
 use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
+use crate::media::tones::{TonePlayer, ToneSpec};
 use crate::sip::dialog::{DialogEvent, DialogId};
 use crate::sip::message::{Header, Method, Request, Response, Uri, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
@@ -54,6 +55,13 @@ struct Fork {
     dialog: Option<DialogId>,
     /// Its final status, once it has one.
     status: Option<u16>,
+}
+
+/// One side of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Caller,
+    Callee,
 }
 
 /// Where a call stands.
@@ -94,6 +102,10 @@ pub(crate) struct Call {
     b_endpoint: Option<Endpoint>,
     b_offer: Option<SessionDescription>,
     b_agreed: Option<AgreedAudio>,
+    /// Our `o=` line towards the callee (its version goes up with each new description).
+    b_origin: OriginState,
+    /// Which side holds the other (the side that sent sendonly/inactive).
+    held_by: Option<Side>,
     b_number: String,
     call_timeout: Duration,
     /// When the ringing or a `sleep` ends.
@@ -292,6 +304,8 @@ impl Service {
             b_endpoint: None,
             b_offer: None,
             b_agreed: None,
+            b_origin: OriginState::new(rand::random::<u32>().into()),
+            held_by: None,
             b_number: String::new(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             deadline: None,
@@ -449,7 +463,7 @@ impl Service {
                 c.transcodable || offered.iter().any(|o| o.eq_ignore_ascii_case(c.encoding))
             });
         }
-        let b_offer = offer(&local, &mut OriginState::new(rand::random::<u32>().into()));
+        let b_offer = offer(&local, &mut call.b_origin);
         call.b_offer = Some(b_offer.clone());
         call.b_number = number.to_owned();
         call.bleg_uuid = new_uuid();
@@ -873,8 +887,11 @@ impl Service {
                 }
                 self.end_call(key, Some((tsx, response)));
             }
+            Method::Invite if !request.body.is_empty() => {
+                self.handle_reinvite(key, dialog, tsx, request, now);
+            }
             _ => {
-                // Re-INVITE, UPDATE, INFO, REFER…: not handled yet; refuse cleanly.
+                // UPDATE, INFO, REFER, offerless re-INVITE…: not handled yet; refuse cleanly.
                 let status = if request.method == Method::Invite {
                     488
                 } else {
@@ -888,6 +905,106 @@ impl Service {
                 let _ = self.dialogs.respond(now, tsx, response);
             }
         }
+    }
+
+    /// A re-INVITE with an offer from one side of a bridged call: hold (sendonly or
+    /// inactive), unhold (sendrecv), a new address or codec. It is answered here, without
+    /// asking the other side (a B2BUA keeps each leg's session its own): the leg's media is
+    /// reconfigured, and while one side holds, the other hears music on hold instead of it.
+    fn handle_reinvite(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        tsx: TsxId,
+        request: Request,
+        now: Instant,
+    ) {
+        let _ = now;
+        let refuse = |service: &mut Service, status: u16, why: &str| {
+            let mut response = Response::for_request(&request, status, reason_phrase(status));
+            response
+                .headers
+                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
+            let _ = service.dialogs.respond(Instant::now(), tsx, response);
+        };
+        let Some(call) = self.calls.calls.get(&key) else {
+            return refuse(self, 481, "the call is gone");
+        };
+        let side = if call.a_dialog == Some(dialog) {
+            Side::Caller
+        } else {
+            Side::Callee
+        };
+        let endpoint = match side {
+            Side::Caller => call.a_endpoint,
+            Side::Callee => call.b_endpoint,
+        };
+        let Some(endpoint) = endpoint else {
+            return refuse(self, 488, "this leg has no media yet");
+        };
+        let Ok(offer) = SessionDescription::parse(&request.body) else {
+            return refuse(self, 488, "the SDP does not parse");
+        };
+        let current = match side {
+            Side::Caller => call.a_agreed.clone(),
+            Side::Callee => call.b_agreed.clone(),
+        };
+        let local = self.local_media(&endpoint);
+        let prefer: Vec<_> = current.iter().map(|a| a.codec.clone()).collect();
+        let call = self.calls.calls.get_mut(&key).expect("looked up above");
+        let origin = match side {
+            Side::Caller => &mut call.a_origin,
+            Side::Callee => &mut call.b_origin,
+        };
+        let (sdp, agreed) = match answer(&offer, &local, &prefer, origin) {
+            Ok(done) => done,
+            Err(error) => {
+                let why = error.to_string();
+                return refuse(self, 488, &why);
+            }
+        };
+        let holding = matches!(agreed.direction, Direction::RecvOnly | Direction::Inactive);
+        match side {
+            Side::Caller => call.a_agreed = Some(agreed.clone()),
+            Side::Callee => call.b_agreed = Some(agreed.clone()),
+        }
+        let other = match side {
+            Side::Caller => call.b_endpoint,
+            Side::Callee => call.a_endpoint,
+        };
+        let was_held_by = call.held_by;
+        call.held_by = if holding {
+            Some(side)
+        } else if was_held_by == Some(side) {
+            None
+        } else {
+            was_held_by
+        };
+        let uuid = call.uuid.clone();
+        let destination = call.destination.clone();
+        self.media
+            .configure(endpoint.id, leg_config(&agreed, rand::random()));
+        if let Some(other) = other {
+            let feed = if holding {
+                tracing::info!(%uuid, by = ?side, "hold: music on hold to the other side");
+                FeedSpec::Tone(TonePlayer::new(music_on_hold(), 8000))
+            } else {
+                if was_held_by == Some(side) {
+                    tracing::info!(%uuid, by = ?side, "unhold");
+                }
+                FeedSpec::Endpoint(endpoint.id)
+            };
+            if let Err(error) = self.media.set_feed(other.id, feed) {
+                tracing::warn!(%uuid, %error, "media change refused");
+            }
+        }
+        let mut ok = Response::for_request(&request, 200, "OK");
+        ok.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{destination}@{}>", self.local_sip),
+        ));
+        ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        let _ = self.dialogs.respond(Instant::now(), tsx, ok);
     }
 
     /// The caller's dialog was established by our answer.
@@ -1140,6 +1257,12 @@ impl Service {
             _ => {}
         }
     }
+}
+
+/// What a held party hears until a music-on-hold prompt is configured: a soft 425 Hz tone,
+/// half a second every four seconds (quieter than ringback, so it is not taken for it).
+fn music_on_hold() -> ToneSpec {
+    ToneSpec::parse("425", "500/3500", -20.0).expect("a valid tone")
 }
 
 fn transport_name(kind: TransportKind) -> &'static str {
