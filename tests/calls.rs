@@ -1,8 +1,9 @@
 //! Calls between extensions through rswitch with SIPp on both sides (Debian `sip-tester`):
 //! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
 //! the registered callee; answered calls, the callee hanging up, busy, no answer (a route
-//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold. Each call's CDR
-//! is then read from the database and checked field by field.
+//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold.
+//! Each call's CDR is then read from the database and checked field by field. And no CDR of
+//! a finished call is lost when the server is killed with SIGKILL right after the calls.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
@@ -341,4 +342,44 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     // Every call left exactly one CDR.
     let all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
     assert_eq!(all.len(), 7, "{all:#?}");
+}
+
+/// `kill -9` right after calls have ended, then a restart: every call the phones saw end has
+/// its CDR (the spool is fsynced before the final BYE is answered; a restart replays it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_loses_no_cdr_of_a_finished_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (mut server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let target = listeners["sip_udp"].clone();
+    for callee in ["1011", "1012", "1013"] {
+        call(
+            path,
+            &target,
+            "1010",
+            callee,
+            "uac_talk",
+            Some("uas_answer"),
+        );
+    }
+    // No clean shutdown: SIGKILL at once.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let (_server, _logs, _listeners) = start_server_with_listeners(rswitch_command(path));
+    let db = database(path).await;
+    for callee in ["1011", "1012", "1013"] {
+        let cdrs = cdr_of(&db, callee, 1).await;
+        assert_eq!(cdrs.len(), 1, "the CDR of the call to {callee} survived");
+        assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING");
+    }
+    let spool = path.join("cdr-spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the spool is empty after the replay: {left:?}"
+    );
 }
