@@ -129,8 +129,12 @@ pub async fn run(
         .expect("a digest configuration with algorithms and a realm is valid");
     let mut transactions = config.transactions.clone();
     transactions.seed = rand::random();
+    // Dialogs are bounded like transactions (`sip.max_transactions`): a B-leg INVITE's
+    // record lives as long as its transaction (32 s after a 2xx, RFC 6026), so at 1,000
+    // calls per second some 35,000 are in flight.
     let dialog_config = DialogConfig {
         timers: transactions.timers,
+        max_dialogs: transactions.max_transactions,
         seed: rand::random(),
         ..DialogConfig::default()
     };
