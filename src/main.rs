@@ -239,13 +239,16 @@ async fn run(command: Command, config: Config) -> Result<ExitCode, ServeError> {
 
 const LIST_HEADER: [&str; 4] = ["number", "name", "group", "password"];
 
+/// Prints the list; a reader that goes away early (`| head`) ends the output quietly.
 fn print_extensions(format: ListFormat, rows: &[[String; 4]]) {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     match format {
         ListFormat::Csv => {
-            println!("{}", LIST_HEADER.join(","));
+            let _ = writeln!(out, "{}", LIST_HEADER.join(","));
             for row in rows {
                 let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
-                println!("{}", cells.join(","));
+                let _ = writeln!(out, "{}", cells.join(","));
             }
         }
         ListFormat::Table => {
@@ -255,13 +258,13 @@ fn print_extensions(format: ListFormat, rows: &[[String; 4]]) {
                     *w = (*w).max(cell.chars().count());
                 }
             }
-            let line = |cells: [&str; 4]| {
+            let mut line = |cells: [&str; 4]| {
                 let padded: Vec<String> = cells
                     .iter()
                     .zip(widths)
                     .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
                     .collect();
-                println!("{}", padded.join("  ").trim_end());
+                let _ = writeln!(out, "{}", padded.join("  ").trim_end());
             };
             line(LIST_HEADER);
             for row in rows {
@@ -269,6 +272,7 @@ fn print_extensions(format: ListFormat, rows: &[[String; 4]]) {
             }
         }
     }
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes());
 }
 
 /// RFC 4180 quoting: cells with a comma, quote or line break are quoted, quotes doubled.

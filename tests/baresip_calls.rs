@@ -1,0 +1,335 @@
+//! Audio through rswitch between two real softphones (Debian `baresip-core`): extension 1000
+//! calls 1001, each phone plays a WAV tone of its own frequency and records what it
+//! receives; the recording of each side must carry the other side's tone (Goertzel power
+//! against the whole signal) and not its own. Once with both phones on PCMU (rswitch relays
+//! the packets untouched) and once with the callee forced to G.722 (rswitch decodes,
+//! resamples 8 ↔ 16 kHz and encodes in both directions). The CDR names the codecs.
+#![allow(clippy::disallowed_methods)] // runs real processes, waits on real time
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rswitch::media::wav::{self, WavWriter};
+use rswitch::store::{Cdr, ConnectOptions, ListQuery, Registration, Store};
+
+fn baresip() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("baresip"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("baresip is not installed: apt-get install baresip-core (make test installs it)")
+        })
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free port `p` with `p` and `p + 1` free for UDP and TCP (baresip listens for SIP on
+/// `p` and for SIP over TLS on `p + 1`).
+fn free_sip_port() -> u16 {
+    loop {
+        let port = free_tcp_port();
+        let free = |p: u16| {
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        };
+        if port < u16::MAX && free(port) && free(port + 1) {
+            return port;
+        }
+    }
+}
+
+/// Writes `seconds` of a sine at `frequency` (−10 dBFS) as a mono 16-bit WAV.
+fn tone_wav(path: &Path, frequency: f64, sample_rate: u32, seconds: u32) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = WavWriter::new(file, sample_rate, 1).unwrap();
+    let samples: Vec<i16> = (0..sample_rate * seconds)
+        .map(|n| {
+            let t = f64::from(n) / f64::from(sample_rate);
+            (10_362.0 * (2.0 * std::f64::consts::PI * frequency * t).sin()) as i16
+        })
+        .collect();
+    writer.write(&samples).unwrap();
+    writer.finish().unwrap();
+}
+
+/// The share of the signal's energy at `frequency`, the median over 100 ms blocks
+/// (Goertzel; a pure tone at that frequency gives 1.0).
+fn tone_share(samples: &[i16], sample_rate: u32, frequency: f64) -> f64 {
+    let block = (sample_rate / 10) as usize;
+    let mut shares: Vec<f64> = samples
+        .chunks_exact(block)
+        .map(|chunk| {
+            let omega = 2.0 * std::f64::consts::PI * frequency / f64::from(sample_rate);
+            let coefficient = 2.0 * omega.cos();
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            let mut energy = 0.0f64;
+            for &x in chunk {
+                let x = f64::from(x);
+                energy += x * x;
+                let s0 = x + coefficient * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
+            if energy < 1.0 {
+                0.0
+            } else {
+                2.0 * power / (chunk.len() as f64 * energy)
+            }
+        })
+        .collect();
+    if shares.is_empty() {
+        return 0.0;
+    }
+    shares.sort_by(f64::total_cmp);
+    shares[shares.len() / 2]
+}
+
+/// A baresip softphone registered as an extension, driven over `ctrl_tcp`.
+struct Phone {
+    child: Child,
+    dir: PathBuf,
+    control: u16,
+}
+
+impl Phone {
+    /// Starts a phone for extension `number` that plays `tone` and records what it
+    /// receives; `codec` is the only codec it offers or accepts (`PCMU/8000/1`, …).
+    fn start(dir: &Path, sip: &str, number: &str, tone: &Path, module: &str, codec: &str) -> Phone {
+        let password = extension_password(dir, number);
+        let phone_dir = dir.join(format!("phone-{number}"));
+        std::fs::create_dir_all(&phone_dir).unwrap();
+        let sip_port = free_sip_port();
+        let control = free_tcp_port();
+        std::fs::write(
+            phone_dir.join("config"),
+            format!(
+                "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\ndns_server 127.0.0.1:53\n\
+                 module_path /usr/lib/baresip/modules\nmodule {module}\nmodule aufile.so\n\
+                 module sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
+                 module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{control}\n\
+                 audio_source aufile,{}\nsnd_path {}\n",
+                tone.display(),
+                phone_dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            phone_dir.join("accounts"),
+            format!(
+                "<sip:{number}@{sip};transport=udp>;auth_pass={password};regint=60;\
+                 answermode=auto;audio_codecs={codec}\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(phone_dir.join("baresip.log")).unwrap();
+        let child = Command::new(baresip())
+            .arg("-f")
+            .arg(&phone_dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start baresip");
+        Phone {
+            child,
+            dir: phone_dir,
+            control,
+        }
+    }
+
+    fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("baresip.log")).unwrap_or_default())
+            .into_owned()
+    }
+
+    /// Sends one `ctrl_tcp` command (a netstring of JSON) and returns once it is answered.
+    fn command(&self, command: &str, params: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match TcpStream::connect(("127.0.0.1", self.control)) {
+                Ok(stream) => break stream,
+                Err(error) if Instant::now() > deadline => {
+                    panic!("baresip control port: {error}; its log:\n{}", self.log())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        let json = serde_json::json!({"command": command, "params": params, "token": "t"});
+        let text = json.to_string();
+        stream
+            .write_all(format!("{}:{text},", text.len()).as_bytes())
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&received).contains("\"response\":true") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&received);
+        assert!(
+            text.contains("\"ok\":true"),
+            "baresip refused {command}: {text}; its log:\n{}",
+            self.log()
+        );
+    }
+
+    /// What the phone received in its call, decoded (the sndfile module's `-dec.wav`).
+    fn received(&self) -> wav::Audio {
+        let path = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .unwrap_or_else(|| panic!("no recording; the phone's log:\n{}", self.log()));
+        wav::read(&std::fs::read(path).unwrap(), 64 << 20).unwrap()
+    }
+}
+
+impl Drop for Phone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn registered(db: &Store, numbers: &[&str]) -> bool {
+    let rows = db.all::<Registration>().await.unwrap();
+    numbers.iter().all(|n| rows.iter().any(|r| r.aor == *n))
+}
+
+/// Calls 1001 from 1000 (1000 offers only `caller_codec`, 1001 accepts only
+/// `callee_codec`) for about four seconds and checks what each side heard.
+async fn tone_call(
+    caller_module: &str,
+    caller_codec: &str,
+    callee_module: &str,
+    callee_codec: &str,
+) -> (Cdr, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let sip = listeners["sip_udp"].clone();
+    let caller_rate = if caller_codec.contains("/16000") {
+        16_000
+    } else {
+        8_000
+    };
+    let callee_rate = if callee_codec.contains("/16000") {
+        16_000
+    } else {
+        8_000
+    };
+    let (caller_tone, callee_tone) = (600.0, 1400.0);
+    tone_wav(&path.join("caller.wav"), caller_tone, caller_rate, 30);
+    tone_wav(&path.join("callee.wav"), callee_tone, callee_rate, 30);
+    let caller = Phone::start(
+        path,
+        &sip,
+        "1000",
+        &path.join("caller.wav"),
+        caller_module,
+        caller_codec,
+    );
+    let callee = Phone::start(
+        path,
+        &sip,
+        "1001",
+        &path.join("callee.wav"),
+        callee_module,
+        callee_codec,
+    );
+    let db = Store::connect(
+        &format!("sqlite://{}", path.join("rswitch.db").display()),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !registered(&db, &["1000", "1001"]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the phones did not register; logs:\n{}\n{}",
+            caller.log(),
+            callee.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    caller.command("dial", &format!("sip:1001@{sip}"));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    caller.command("hangup", "");
+    // The CDR is written when the call ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cdr = loop {
+        let rows = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
+        if let Some(cdr) = rows.into_iter().next() {
+            break cdr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CDR; logs:\n{}\n{}",
+            caller.log(),
+            callee.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let logs = format!("caller:\n{}\ncallee:\n{}", caller.log(), callee.log());
+    for (phone, hears, not_own, label) in [
+        (&caller, callee_tone, caller_tone, "the caller"),
+        (&callee, caller_tone, callee_tone, "the callee"),
+    ] {
+        let audio = phone.received();
+        let seconds = audio.samples.len() as f64 / f64::from(audio.sample_rate);
+        assert!(
+            seconds >= 3.0,
+            "{label} received only {seconds:.1} s of audio\n{logs}"
+        );
+        let share = tone_share(&audio.samples, audio.sample_rate, hears);
+        let own = tone_share(&audio.samples, audio.sample_rate, not_own);
+        assert!(
+            share > 0.9,
+            "{label} should hear the other side's {hears} Hz tone: {share:.3} of the energy\n{logs}"
+        );
+        assert!(
+            own < 0.01,
+            "{label} hears its own {not_own} Hz tone back: {own:.3} of the energy\n{logs}"
+        );
+    }
+    (cdr, logs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_to_baresip_pcmu_pass_through_carries_both_tones() {
+    let (cdr, logs) = tone_call("g711.so", "PCMU/8000/1", "g711.so", "PCMU/8000/1").await;
+    assert_eq!(cdr.read_codec, "PCMU", "{cdr:?}\n{logs}");
+    assert_eq!(cdr.write_codec, "PCMU", "{cdr:?}");
+    assert_eq!(cdr.caller_id_number, "1000");
+    assert_eq!(cdr.destination_number, "1001");
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert!(cdr.answer_stamp.is_some() && cdr.billsec >= 4, "{cdr:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_pcmu_to_baresip_g722_is_transcoded_both_ways() {
+    let (cdr, logs) = tone_call("g711.so", "PCMU/8000/1", "g722.so", "G722/16000/1").await;
+    assert_eq!(cdr.read_codec, "PCMU", "{cdr:?}\n{logs}");
+    assert_eq!(cdr.write_codec, "G722", "{cdr:?}");
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+}
