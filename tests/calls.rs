@@ -1,7 +1,8 @@
 //! Calls between extensions through rswitch with SIPp on both sides (Debian `sip-tester`):
 //! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
-//! the registered callee; answered calls, the callee hanging up, busy, no answer (a route
-//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold.
+//! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up, busy, no answer (a route
+//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold by
+//! re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
 //! Each call's CDR is then read from the database and checked field by field. And no CDR of
 //! a finished call is lost when the server is killed with SIGKILL right after the calls.
 #![allow(clippy::disallowed_methods)] // runs real processes
@@ -278,6 +279,35 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
     assert!(cdr.billsec >= 1, "{cdr:?}");
 
+    // Inside the call: hold and unhold by UPDATE, DTMF by INFO, an INFO body refused with
+    // 415, a re-INVITE without SDP answered with our offer (the answer in the ACK).
+    call(
+        path,
+        &target,
+        "1000",
+        "1008",
+        "uac_update_info",
+        Some("uas_answer"),
+    );
+    let cdr = &cdr_of(&db, "1008", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert!(cdr.billsec >= 1, "{cdr:?}");
+
+    // 100rel both ways: the callee's reliable 183 with its early answer is PRACKed by
+    // rswitch, the caller gets a reliable 183 of its own and PRACKs it; then 200, talk, BYE.
+    call(
+        path,
+        &target,
+        "1000",
+        "1007",
+        "uac_100rel",
+        Some("uas_100rel"),
+    );
+    let cdr = &cdr_of(&db, "1007", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert_eq!(cdr.sip_code, Some(200));
+    assert!(cdr.answer_stamp.is_some() && cdr.billsec >= 1, "{cdr:?}");
+
     // Answered; the callee hangs up.
     call(
         path,
@@ -341,7 +371,7 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
 
     // Every call left exactly one CDR.
     let all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
-    assert_eq!(all.len(), 7, "{all:#?}");
+    assert_eq!(all.len(), 9, "{all:#?}");
 }
 
 /// `kill -9` right after calls have ended, then a restart: every call the phones saw end has

@@ -11,10 +11,15 @@
 //! `NO_ANSWER`. Every call leaves one CDR, written durably ([`super::cdr`]) before the final
 //! BYE is answered.
 //!
+//! In a call: re-INVITE and UPDATE with an offer (hold, unhold, new address or codec) are
+//! answered per leg with music on hold to the other side; a re-INVITE without SDP gets our
+//! offer and the ACK's answer; 100rel both ways (callee reliable provisionals PRACKed, the
+//! caller's sent reliably when it supports them); DTMF in INFO played to the other leg.
+//!
 //! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
-//! and a log line naming it, never pretending): the other dialplan actions, gateways,
-//! re-INVITE/UPDATE (answered 488 for now), transfer, PRACK towards callees, late offers
-//! (an INVITE without SDP is refused 488).
+//! and a log line naming it, or refuses the request with a Warning, never pretending): the
+//! other dialplan actions, gateways, REFER, session timers, initial INVITEs without SDP
+//! (488).
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
 use std::collections::HashMap;
@@ -30,7 +35,7 @@ use crate::media::continuity::LatchPolicy;
 use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
 use crate::media::tones::{TonePlayer, ToneSpec};
-use crate::sip::dialog::{DialogEvent, DialogId};
+use crate::sip::dialog::{DialogError, DialogEvent, DialogId, Misuse, Outgoing, has_option_tag};
 use crate::sip::message::{Header, Method, Request, Response, Uri, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
 use crate::sip::sdp::negotiate::{
@@ -39,6 +44,9 @@ use crate::sip::sdp::negotiate::{
 use crate::sip::sdp::{Direction, SessionDescription};
 use crate::sip::transaction::TsxId;
 use crate::store::{Action, CallDirection, Cdr};
+
+/// The methods a call leg accepts (the Allow of our INVITEs and answers).
+pub(crate) const ALLOWED_IN_CALLS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO";
 
 /// How long a bridge rings when the route does not `set call_timeout`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,6 +70,15 @@ struct Fork {
 enum Side {
     Caller,
     Callee,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Caller => Side::Callee,
+            Side::Callee => Side::Caller,
+        }
+    }
 }
 
 /// Where a call stands.
@@ -93,6 +110,16 @@ pub(crate) struct Call {
     a_agreed: Option<AgreedAudio>,
     /// Provisional or final answer already sent to the caller with SDP.
     a_answered_sdp: bool,
+    /// The caller's answer went in a reliable provisional response (the 200 carries none).
+    a_answered_reliably: bool,
+    /// A 180 already went to the caller (repeats are not relayed).
+    a_ringing_sent: bool,
+    /// The caller supports 100rel: our provisional responses go reliably (RFC 3262).
+    a_reliable: bool,
+    /// The caller's 200, held back until the PRACK of our reliable 183 with the answer.
+    a_pending_final: Option<Response>,
+    /// Our offer in a 2xx to an offerless re-INVITE, waiting for the answer in the ACK.
+    pending_offer: Option<(Side, SessionDescription)>,
     answered: bool,
     execution: Execution,
     stage: Stage,
@@ -114,6 +141,31 @@ pub(crate) struct Call {
     answer_stamp: Option<DateTime<Utc>>,
     cause: Option<HangupCause>,
     sip_code: Option<u16>,
+}
+
+impl Call {
+    /// Which side `dialog` is (the caller's dialog, else a callee's).
+    fn side_of(&self, dialog: DialogId) -> Side {
+        if self.a_dialog == Some(dialog) {
+            Side::Caller
+        } else {
+            Side::Callee
+        }
+    }
+
+    fn endpoint(&self, side: Side) -> Option<Endpoint> {
+        match side {
+            Side::Caller => self.a_endpoint,
+            Side::Callee => self.b_endpoint,
+        }
+    }
+
+    fn agreed(&self, side: Side) -> Option<&AgreedAudio> {
+        match side {
+            Side::Caller => self.a_agreed.as_ref(),
+            Side::Callee => self.b_agreed.as_ref(),
+        }
+    }
 }
 
 /// The calls of the service and how messages find them.
@@ -282,6 +334,8 @@ impl Service {
             Some((route, captures)) => Execution::new(route, &captures),
             None => Execution::new(&empty_route(), &[]),
         };
+        let a_reliable = has_option_tag(&request.headers, "Supported", "100rel")
+            || has_option_tag(&request.headers, "Require", "100rel");
         let call = Call {
             uuid: new_uuid(),
             bleg_uuid: String::new(),
@@ -296,6 +350,11 @@ impl Service {
             a_origin: OriginState::new(rand::random::<u32>().into()),
             a_agreed: None,
             a_answered_sdp: false,
+            a_answered_reliably: false,
+            a_ringing_sent: false,
+            a_reliable,
+            a_pending_final: None,
+            pending_offer: None,
             answered: false,
             execution,
             stage: Stage::Routing,
@@ -505,7 +564,8 @@ impl Service {
             headers.push(Header::new("Call-ID", call_id.clone()));
             headers.push(Header::new("CSeq", "1 INVITE"));
             headers.push(Header::new("Contact", format!("<sip:rswitch@{local_sip}>")));
-            headers.push(Header::new("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS"));
+            headers.push(Header::new("Allow", ALLOWED_IN_CALLS));
+            headers.push(Header::new("Supported", "100rel"));
             headers.push(Header::new("User-Agent", self.server_name.clone()));
             for path in &binding.path {
                 headers.push(Header::new("Route", path.clone()));
@@ -593,6 +653,10 @@ impl Service {
         if status == 200 {
             call.answered = true;
             call.answer_stamp = Some(now_utc());
+        } else if call.a_reliable {
+            // RFC 3262: the early answer goes reliably; the 200 then carries no SDP.
+            response.headers.push(Header::new("Require", "100rel"));
+            call.a_answered_reliably = true;
         }
         let tsx = call.invite_tsx;
         self.respond_dialog(tsx, response);
@@ -646,13 +710,17 @@ impl Service {
                         let _ = self.answer_caller(key, Some(183));
                     }
                 } else {
-                    let call = &self.calls.calls[&key];
-                    if !call.a_answered_sdp {
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                    if !call.a_answered_sdp && !call.a_ringing_sent {
+                        call.a_ringing_sent = true;
                         let mut ringing = Response::for_request(&call.invite, 180, "Ringing");
                         ringing.headers.push(Header::new(
                             "Contact",
                             format!("<sip:{}@{}>", call.destination, self.local_sip),
                         ));
+                        if call.a_reliable {
+                            ringing.headers.push(Header::new("Require", "100rel"));
+                        }
                         let tsx = call.invite_tsx;
                         self.respond_dialog(tsx, ringing);
                     }
@@ -687,8 +755,12 @@ impl Service {
                         format!("<sip:{}@{}>", call.destination, self.local_sip),
                     ));
                     let mut origin = call.a_origin.clone();
-                    // The same answer again (RFC 3264: the 200 repeats the early answer).
-                    if let (Some(endpoint), Some(_)) = (call.a_endpoint, &call.a_agreed) {
+                    // The same answer again (RFC 3264: the 200 repeats the early answer),
+                    // unless the early answer went reliably (RFC 3262: it is final then).
+                    let repeat = !call.a_answered_reliably;
+                    if let (Some(endpoint), Some(_), true) =
+                        (call.a_endpoint, &call.a_agreed, repeat)
+                    {
                         let local = self.local_media(&endpoint);
                         let call = self.calls.calls.get_mut(&key).expect("looked up above");
                         let prefer: Vec<_> =
@@ -701,7 +773,7 @@ impl Service {
                     call.answered = true;
                     call.answer_stamp = Some(now_utc());
                     let tsx = call.invite_tsx;
-                    self.respond_dialog(tsx, ok);
+                    self.respond_final_to_caller(key, tsx, ok);
                 } else if self.answer_caller(key, None).is_err() {
                     self.hang_up(key, HangupCause::IncompatibleDestination, now);
                     return;
@@ -887,39 +959,47 @@ impl Service {
                 }
                 self.end_call(key, Some((tsx, response)));
             }
-            Method::Invite if !request.body.is_empty() => {
-                self.handle_reinvite(key, dialog, tsx, request, now);
+            Method::Invite | Method::Update if !request.body.is_empty() => {
+                self.handle_reoffer(key, dialog, tsx, request);
             }
+            Method::Invite => self.handle_offerless_reinvite(key, dialog, tsx, request),
+            Method::Update | Method::Options => {
+                // A session refresh without a new offer, or a keep-alive.
+                let response = Response::for_request(&request, 200, "OK");
+                let _ = self.dialogs.respond(now, tsx, response);
+            }
+            Method::Prack => {
+                let response = Response::for_request(&request, 200, "OK");
+                let _ = self.dialogs.respond(now, tsx, response);
+                let pending =
+                    self.calls.calls.get_mut(&key).and_then(|call| {
+                        call.a_pending_final.take().map(|ok| (call.invite_tsx, ok))
+                    });
+                if let Some((invite_tsx, ok)) = pending {
+                    self.respond_final_to_caller(key, invite_tsx, ok);
+                }
+            }
+            Method::Info => self.handle_info(key, dialog, tsx, request),
             _ => {
-                // UPDATE, INFO, REFER, offerless re-INVITE…: not handled yet; refuse cleanly.
-                let status = if request.method == Method::Invite {
-                    488
-                } else {
-                    501
-                };
-                let mut response = Response::for_request(&request, status, reason_phrase(status));
+                // REFER, MESSAGE, …: not handled in a call yet; refused cleanly.
+                let mut response = Response::for_request(&request, 501, reason_phrase(501));
                 response.headers.push(Header::new(
                     "Warning",
-                    "399 rswitch \"changes inside a call are not supported yet\"",
+                    format!(
+                        "399 rswitch \"{} is not supported in a call yet\"",
+                        request.method
+                    ),
                 ));
                 let _ = self.dialogs.respond(now, tsx, response);
             }
         }
     }
 
-    /// A re-INVITE with an offer from one side of a bridged call: hold (sendonly or
+    /// A re-INVITE or UPDATE with an offer from one side of a call: hold (sendonly or
     /// inactive), unhold (sendrecv), a new address or codec. It is answered here, without
     /// asking the other side (a B2BUA keeps each leg's session its own): the leg's media is
     /// reconfigured, and while one side holds, the other hears music on hold instead of it.
-    fn handle_reinvite(
-        &mut self,
-        key: CallKey,
-        dialog: DialogId,
-        tsx: TsxId,
-        request: Request,
-        now: Instant,
-    ) {
-        let _ = now;
+    fn handle_reoffer(&mut self, key: CallKey, dialog: DialogId, tsx: TsxId, request: Request) {
         let refuse = |service: &mut Service, status: u16, why: &str| {
             let mut response = Response::for_request(&request, status, reason_phrase(status));
             response
@@ -930,27 +1010,15 @@ impl Service {
         let Some(call) = self.calls.calls.get(&key) else {
             return refuse(self, 481, "the call is gone");
         };
-        let side = if call.a_dialog == Some(dialog) {
-            Side::Caller
-        } else {
-            Side::Callee
-        };
-        let endpoint = match side {
-            Side::Caller => call.a_endpoint,
-            Side::Callee => call.b_endpoint,
-        };
-        let Some(endpoint) = endpoint else {
+        let side = call.side_of(dialog);
+        let Some(endpoint) = call.endpoint(side) else {
             return refuse(self, 488, "this leg has no media yet");
         };
         let Ok(offer) = SessionDescription::parse(&request.body) else {
             return refuse(self, 488, "the SDP does not parse");
         };
-        let current = match side {
-            Side::Caller => call.a_agreed.clone(),
-            Side::Callee => call.b_agreed.clone(),
-        };
         let local = self.local_media(&endpoint);
-        let prefer: Vec<_> = current.iter().map(|a| a.codec.clone()).collect();
+        let prefer: Vec<_> = call.agreed(side).iter().map(|a| a.codec.clone()).collect();
         let call = self.calls.calls.get_mut(&key).expect("looked up above");
         let origin = match side {
             Side::Caller => &mut call.a_origin,
@@ -963,15 +1031,104 @@ impl Service {
                 return refuse(self, 488, &why);
             }
         };
+        if side == Side::Caller {
+            call.a_offer = offer;
+        }
+        let destination = call.destination.clone();
+        self.apply_leg_media(key, side, agreed);
+        let mut ok = Response::for_request(&request, 200, "OK");
+        ok.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{destination}@{}>", self.local_sip),
+        ));
+        ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        let _ = self.dialogs.respond(Instant::now(), tsx, ok);
+    }
+
+    /// A re-INVITE without SDP (RFC 3261 §14.2): we offer in the 2xx, the answer comes in
+    /// the ACK ([`Self::handle_ack_answer`]). The offer puts the leg's current codec first.
+    fn handle_offerless_reinvite(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        tsx: TsxId,
+        request: Request,
+    ) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let side = call.side_of(dialog);
+        let Some(endpoint) = call.endpoint(side) else {
+            let response = Response::for_request(&request, 488, reason_phrase(488));
+            let _ = self.dialogs.respond(Instant::now(), tsx, response);
+            return;
+        };
+        let mut local = self.local_media(&endpoint);
+        if let Some(current) = call.agreed(side) {
+            let name = current.codec.encoding.clone();
+            local
+                .codecs
+                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
+        }
+        let call = self.calls.calls.get_mut(&key).expect("looked up above");
+        let origin = match side {
+            Side::Caller => &mut call.a_origin,
+            Side::Callee => &mut call.b_origin,
+        };
+        let sdp = offer(&local, origin);
+        call.pending_offer = Some((side, sdp.clone()));
+        let mut ok = Response::for_request(&request, 200, "OK");
+        ok.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", call.destination, self.local_sip),
+        ));
+        ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        let _ = self.dialogs.respond(Instant::now(), tsx, ok);
+    }
+
+    /// The ACK of a 2xx in which we offered: its SDP is the answer.
+    fn handle_ack_answer(&mut self, dialog: DialogId, request: &Request) {
+        let Some(key) = self.calls.by_dialog.get(&dialog).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let side = call.side_of(dialog);
+        let Some((offered_side, our_offer)) = call.pending_offer.take() else {
+            return;
+        };
+        if offered_side != side {
+            call.pending_offer = Some((offered_side, our_offer));
+            return;
+        }
+        let agreed = SessionDescription::parse(&request.body)
+            .ok()
+            .and_then(|sdp| agreed_from_answer(&our_offer, &sdp).ok());
+        match agreed {
+            Some(agreed) => self.apply_leg_media(key, side, agreed),
+            None => tracing::info!(
+                uuid = %call.uuid,
+                "the ACK carried no usable answer; the leg keeps its media"
+            ),
+        }
+    }
+
+    /// A leg agreed new media: reconfigure its endpoint; while it holds (sends nothing), the
+    /// other side hears music on hold, and hears it again when it resumes.
+    fn apply_leg_media(&mut self, key: CallKey, side: Side, agreed: AgreedAudio) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(endpoint) = call.endpoint(side) else {
+            return;
+        };
         let holding = matches!(agreed.direction, Direction::RecvOnly | Direction::Inactive);
         match side {
             Side::Caller => call.a_agreed = Some(agreed.clone()),
             Side::Callee => call.b_agreed = Some(agreed.clone()),
         }
-        let other = match side {
-            Side::Caller => call.b_endpoint,
-            Side::Callee => call.a_endpoint,
-        };
+        let other = call.endpoint(side.other());
         let was_held_by = call.held_by;
         call.held_by = if holding {
             Some(side)
@@ -981,7 +1138,6 @@ impl Service {
             was_held_by
         };
         let uuid = call.uuid.clone();
-        let destination = call.destination.clone();
         self.media
             .configure(endpoint.id, leg_config(&agreed, rand::random()));
         if let Some(other) = other {
@@ -998,13 +1154,50 @@ impl Service {
                 tracing::warn!(%uuid, %error, "media change refused");
             }
         }
-        let mut ok = Response::for_request(&request, 200, "OK");
-        ok.headers.push(Header::new(
-            "Contact",
-            format!("<sip:{destination}@{}>", self.local_sip),
-        ));
-        ok.set_body("application/sdp", sdp.to_string().into_bytes());
-        let _ = self.dialogs.respond(Instant::now(), tsx, ok);
+    }
+
+    /// INFO in a call: a DTMF digit (`application/dtmf-relay` or `application/dtmf`) is
+    /// played to the other side in the form its leg negotiated; an empty INFO is a
+    /// keep-alive. Other bodies get 415.
+    fn handle_info(&mut self, key: CallKey, dialog: DialogId, tsx: TsxId, request: Request) {
+        let content_type = request
+            .headers
+            .first("Content-Type")
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let status = if request.body.is_empty() {
+            200
+        } else if content_type == "application/dtmf-relay" || content_type == "application/dtmf" {
+            match parse_info_dtmf(&request.body) {
+                Some((digit, duration_ms)) => {
+                    if let Some(call) = self.calls.calls.get(&key) {
+                        let side = call.side_of(dialog);
+                        if let Some(other) = call.endpoint(side.other()) {
+                            tracing::debug!(uuid = %call.uuid, %digit, "DTMF by INFO relayed");
+                            self.media.send_dtmf(other.id, digit, duration_ms);
+                        }
+                    }
+                    200
+                }
+                None => 400,
+            }
+        } else {
+            415
+        };
+        let mut response = Response::for_request(&request, status, reason_phrase(status));
+        if status == 415 {
+            response.headers.push(Header::new(
+                "Accept",
+                "application/dtmf-relay, application/dtmf",
+            ));
+        }
+        let _ = self.dialogs.respond(Instant::now(), tsx, response);
     }
 
     /// The caller's dialog was established by our answer.
@@ -1042,6 +1235,20 @@ impl Service {
         let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Bye) else {
             return;
         };
+        outgoing
+            .request
+            .headers
+            .push(Header::new("Reason", cause.reason_header()));
+        self.send_in_dialog(outgoing, destination, now);
+    }
+
+    /// Sends a request the dialog layer built (our Via on top) to `destination`.
+    fn send_in_dialog(
+        &mut self,
+        mut outgoing: Outgoing,
+        destination: Peer,
+        now: Instant,
+    ) -> Option<TsxId> {
         outgoing.request.headers.push_front(Header::new(
             "Via",
             format!(
@@ -1051,18 +1258,52 @@ impl Service {
                 rand::random::<u64>()
             ),
         ));
-        outgoing
-            .request
-            .headers
-            .push(Header::new("Reason", cause.reason_header()));
+        let method = outgoing.request.method.clone();
         match self
             .transactions
             .send_request(now, outgoing.request.clone(), destination)
         {
             Ok(tsx) => {
                 let _ = self.dialogs.handle_request_sent(tsx, &outgoing.request);
+                Some(tsx)
             }
-            Err(error) => tracing::debug!(%error, "BYE not sent"),
+            Err(error) => {
+                tracing::debug!(%error, %method, "in-dialog request not sent");
+                None
+            }
+        }
+    }
+
+    /// The caller's 200: sent now, or held until the PRACK of our reliable early answer
+    /// (RFC 3262 §3: no 2xx before it).
+    fn respond_final_to_caller(&mut self, key: CallKey, tsx: TsxId, ok: Response) {
+        match self.try_respond_dialog(tsx, ok.clone()) {
+            Err(DialogError::ApiMisuse(Misuse::UnacknowledgedReliableBody)) => {
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    call.a_pending_final = Some(ok);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "the caller's 200 was refused"),
+            Ok(()) => {}
+        }
+    }
+
+    /// PRACKs a callee's reliable provisional response (RFC 3262 §7.2).
+    fn prack_fork(&mut self, tsx: TsxId, dialog: DialogId, now: Instant) {
+        let destination = self
+            .calls
+            .owns_fork(tsx)
+            .and_then(|key| self.calls.calls.get(&key))
+            .and_then(|call| call.forks.iter().find(|f| f.tsx == tsx))
+            .map(|fork| fork.destination);
+        let Some(destination) = destination else {
+            return;
+        };
+        match self.dialogs.prack(dialog) {
+            Ok(outgoing) => {
+                self.send_in_dialog(outgoing, destination, now);
+            }
+            Err(error) => tracing::debug!(%error, "no PRACK for the callee"),
         }
     }
 
@@ -1237,12 +1478,23 @@ impl Service {
             } if self.calls.owns_fork(tsx).is_some() => {
                 self.handle_fork_response(tsx, dialog, response, now);
             }
+            DialogEvent::ReliableProvisional {
+                dialog,
+                tsx,
+                response,
+            } if self.calls.owns_fork(tsx).is_some() => {
+                self.prack_fork(tsx, dialog, now);
+                self.handle_fork_response(tsx, Some(dialog), response, now);
+            }
             DialogEvent::Request {
                 dialog,
                 tsx,
                 request,
                 ..
             } => self.handle_dialog_request(dialog, tsx, request, now),
+            DialogEvent::AckReceived { dialog, request } if !request.body.is_empty() => {
+                self.handle_ack_answer(dialog, &request);
+            }
             DialogEvent::LateForkConfirmed { dialog, .. } => {
                 // A second callee answered after the first: ACK and end it (RFC 3261
                 // §13.2.2.4).
@@ -1291,5 +1543,54 @@ fn empty_route() -> super::snapshot::CompiledRoute {
         },
         regex: fancy_regex::Regex::new("^$").expect("a valid regex"),
         details: Vec::new(),
+    }
+}
+
+/// The digit and duration of a DTMF INFO body: `application/dtmf-relay`
+/// (`Signal=5` and `Duration=160` lines) or `application/dtmf` (the digit alone).
+fn parse_info_dtmf(body: &[u8]) -> Option<(char, u32)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut digit = None;
+    let mut duration_ms = 160;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some((name, value)) = line.split_once('=') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "signal" => digit = value.trim().chars().next(),
+                "duration" => {
+                    duration_ms = value.trim().parse::<u32>().ok()?.clamp(40, 2000);
+                }
+                _ => {}
+            }
+        } else if !line.is_empty() && digit.is_none() {
+            digit = line.chars().next();
+        }
+    }
+    let digit = digit?.to_ascii_uppercase();
+    matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D').then_some((digit, duration_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_info_dtmf;
+
+    #[test]
+    fn dtmf_info_bodies() {
+        assert_eq!(
+            parse_info_dtmf(b"Signal=5\r\nDuration=160\r\n"),
+            Some(('5', 160))
+        );
+        assert_eq!(
+            parse_info_dtmf(b"Signal= #\r\nDuration= 250"),
+            Some(('#', 250))
+        );
+        assert_eq!(parse_info_dtmf(b"7"), Some(('7', 160)));
+        assert_eq!(parse_info_dtmf(b"Signal=x"), None);
+        assert_eq!(parse_info_dtmf(b"Signal=1\r\nDuration=abc"), None);
+        assert_eq!(parse_info_dtmf(&[0xff, 0xfe]), None);
+        assert_eq!(
+            parse_info_dtmf(b"Signal=1\r\nDuration=99999"),
+            Some(('1', 2000))
+        );
     }
 }

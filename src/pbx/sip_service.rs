@@ -380,15 +380,25 @@ impl Service {
     }
 
     /// A response to the caller's INVITE, through the dialog layer (it keeps the dialog).
-    pub(crate) fn respond_dialog(&mut self, tsx: TsxId, mut response: Response) {
+    pub(crate) fn respond_dialog(&mut self, tsx: TsxId, response: Response) {
+        if let Err(error) = self.try_respond_dialog(tsx, response) {
+            tracing::debug!(%error, "response refused by the dialog layer");
+        }
+    }
+
+    /// [`respond_dialog`](Self::respond_dialog), saying why the dialog layer refused.
+    pub(crate) fn try_respond_dialog(
+        &mut self,
+        tsx: TsxId,
+        mut response: Response,
+    ) -> Result<(), crate::sip::dialog::DialogError> {
         response
             .headers
             .push(Header::new("Server", self.server_name.clone()));
-        match self.dialogs.respond(Instant::now(), tsx, response) {
-            Ok(Some(dialog)) => self.note_caller_dialog(tsx, dialog),
-            Ok(None) => {}
-            Err(error) => tracing::debug!(%error, "response refused by the dialog layer"),
+        if let Some(dialog) = self.dialogs.respond(Instant::now(), tsx, response)? {
+            self.note_caller_dialog(tsx, dialog);
         }
+        Ok(())
     }
 
     fn handle_request(&mut self, tsx: TsxId, request: Request, source: Peer) {
@@ -403,7 +413,10 @@ impl Service {
                 self.handle_new_invite(tsx, request, source);
                 return;
             }
-            Method::Bye => Response::for_request(&request, 481, reason_phrase(481)),
+            // In-dialog methods outside any dialog.
+            Method::Bye | Method::Prack | Method::Update | Method::Info => {
+                Response::for_request(&request, 481, reason_phrase(481))
+            }
             _ => {
                 let mut r = Response::for_request(&request, 405, reason_phrase(405));
                 r.headers.push(self.capabilities.allow_header());

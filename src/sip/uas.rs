@@ -28,8 +28,11 @@ impl Default for Capabilities {
                 Method::Bye,
                 Method::Register,
                 Method::Options,
+                Method::Prack,
+                Method::Update,
+                Method::Info,
             ],
-            supported: vec!["path", "outbound"],
+            supported: vec!["path", "outbound", "100rel"],
             accepted: vec!["application/sdp"],
         }
     }

@@ -1519,7 +1519,7 @@ fn route_set(headers: &Headers, reverse: bool) -> Vec<NameAddr> {
     routes
 }
 
-fn has_option_tag(headers: &Headers, header: &str, tag: &str) -> bool {
+pub(crate) fn has_option_tag(headers: &Headers, header: &str, tag: &str) -> bool {
     headers
         .values(header)
         .any(|value| value.eq_ignore_ascii_case(tag))

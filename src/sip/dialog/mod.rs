@@ -75,6 +75,7 @@ use crate::sip::transaction::{TimerTable, TsxId};
 
 pub use error::{DialogError, Misuse};
 pub use layer::DialogLayer;
+pub(crate) use layer::has_option_tag;
 pub use state::Dialog;
 
 /// Identifies one dialog of a [`DialogLayer`]. Ids are never reused.
