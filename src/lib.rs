@@ -26,6 +26,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod media;
 pub mod metrics;
 pub mod pbx;

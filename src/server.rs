@@ -192,7 +192,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
 
     // The media threads (ARCHITECTURE §4): started before the SIP service so their ports
     // and threads are ready for the first call.
-    let (media_events, _media_event_queue) = std::sync::mpsc::channel();
+    let (media_events, media_event_queue) = std::sync::mpsc::channel();
+    // The media threads report on a std channel; one thread hands their events (DTMF, …)
+    // to the SIP service's task.
+    let (media_event_tx, media_event_rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("media-events".into())
+        .spawn(move || {
+            while let Ok(event) = media_event_queue.recv() {
+                if media_event_tx.send(event).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(ServeError::Media)?;
+    let events = crate::events::EventBus::new(config.events.queue);
+    if config.events.log {
+        tokio::spawn(crate::events::log_events(events.subscribe()));
+    }
     let media = Arc::new(
         MediaEngine::start_with_metrics(
             &MediaSettings {
@@ -248,6 +265,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         live.clone(),
         media.clone(),
         cdr_jobs,
+        events.clone(),
+        media_event_rx,
         stop_rx.clone(),
     ));
 

@@ -151,6 +151,33 @@ fn call(
     );
 }
 
+/// The call events of leg `uuid` from the server's log, through its DESTORY (15).
+fn leg_events(logs: &mut LogReader, uuid: &str) -> Vec<serde_json::Value> {
+    let of_leg = |logs: &LogReader| -> Vec<serde_json::Value> {
+        logs.seen
+            .iter()
+            .filter(|l| l["fields"]["message"] == "call event")
+            .filter_map(|l| serde_json::from_str(l["fields"]["event"].as_str()?).ok())
+            .filter(|e: &serde_json::Value| e["uuid"] == uuid)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let events = of_leg(logs);
+        if events.iter().any(|e| e["evt_name"] == 15) || Instant::now() > deadline {
+            return events;
+        }
+        logs.wait_for("call event", Duration::from_millis(200));
+    }
+}
+
+fn codes(events: &[serde_json::Value]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| e["evt_name"].as_u64())
+        .collect()
+}
+
 async fn database(dir: &Path) -> Store {
     Store::connect(
         &format!("sqlite://{}", dir.join("rswitch.db").display()),
@@ -236,7 +263,12 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
         .unwrap();
         db.close().await;
     }
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    // Call events go to the log too, where this test reads them.
+    let config = path.join("rswitch.toml");
+    std::fs::write(&config, "[events]\nlog = true\n").unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&config);
+    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
     let target = listeners["sip_udp"].clone();
     let db = database(path).await;
 
@@ -264,6 +296,44 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
         ("PCMU", "PCMU")
     );
     assert!(!cdr.uuid.is_empty() && !cdr.bleg_uuid.is_empty() && cdr.uuid != cdr.bleg_uuid);
+    // Its events, per leg in causal order, with the legacy codes and keys: the caller's leg
+    // CALLIN RING ANSWER BRIDGED TALKING HANGUP DESTORY, the callee's the same from CALLOUT.
+    let caller_leg = leg_events(&mut logs, &cdr.uuid);
+    let callee_leg = leg_events(&mut logs, &cdr.bleg_uuid);
+    assert_eq!(
+        codes(&caller_leg),
+        [1, 3, 5, 14, 16, 6, 15],
+        "{caller_leg:#?}"
+    );
+    assert_eq!(
+        codes(&callee_leg),
+        [2, 3, 5, 14, 16, 6, 15],
+        "{callee_leg:#?}"
+    );
+    for event in caller_leg.iter().chain(&callee_leg) {
+        assert_eq!(event["callin_number"], "1000");
+        assert_eq!(event["originate_number"], "1000");
+        assert_eq!(event["dest_number"], "1001");
+        assert_eq!(event["domain"], "127.0.0.1");
+        assert_eq!(
+            (event["dtmf"].as_str(), event["gateway"].as_str()),
+            (Some(""), Some(""))
+        );
+    }
+    // The caller's leg knows the other leg from the moment it exists (after CALLIN).
+    assert_eq!(caller_leg[0]["other_uuid"], "");
+    assert!(
+        caller_leg[1..]
+            .iter()
+            .all(|e| e["direction"] == "inbound" && e["other_uuid"] == cdr.bleg_uuid.as_str())
+    );
+    assert!(
+        callee_leg
+            .iter()
+            .all(|e| e["direction"] == "outbound" && e["extension"] == "1001")
+    );
+    assert_eq!(caller_leg[6]["evt_str"], "EVENT_DESTORY");
+    assert_eq!(caller_leg[6]["hangup_cause"], "NORMAL_CLEARING");
 
     // Hold and unhold by re-INVITE from the caller, answered by rswitch (recvonly, then
     // sendrecv) while the callee's call goes on; then the caller hangs up.
@@ -277,6 +347,12 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     );
     let cdr = &cdr_of(&db, "1006", 1).await[0];
     assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    let caller_leg = leg_events(&mut logs, &cdr.uuid);
+    assert_eq!(
+        codes(&caller_leg),
+        [1, 3, 5, 14, 16, 12, 13, 6, 15],
+        "{caller_leg:#?}"
+    );
     assert!(cdr.billsec >= 1, "{cdr:?}");
 
     // Inside the call: hold and unhold by UPDATE, DTMF by INFO, an INFO body refused with
@@ -291,6 +367,13 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     );
     let cdr = &cdr_of(&db, "1008", 1).await[0];
     assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    let caller_leg = leg_events(&mut logs, &cdr.uuid);
+    assert_eq!(
+        codes(&caller_leg),
+        [1, 3, 5, 14, 16, 12, 13, 7, 6, 15],
+        "{caller_leg:#?}"
+    );
+    assert_eq!(caller_leg[7]["dtmf"], "5");
     assert!(cdr.billsec >= 1, "{cdr:?}");
 
     // 100rel both ways: the callee's reliable 183 with its early answer is PRACKed by

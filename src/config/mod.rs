@@ -53,7 +53,17 @@ pub struct Config {
     pub rtp: RtpConfig,
     pub redis: RedisConfig,
     pub admin: AdminConfig,
+    pub events: EventsConfig,
     pub shutdown: ShutdownConfig,
+}
+
+/// The in-process call event bus.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    /// Each event is also written to the log (target `rswitch::events`, info level).
+    pub log: bool,
+    /// Events kept for a slow subscriber before it starts losing the oldest.
+    pub queue: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -575,6 +585,10 @@ impl Layered {
             rtp: RtpConfig { ports },
             redis,
             admin,
+            events: EventsConfig {
+                log: self.boolean("events.log")?,
+                queue: self.unsigned("events.queue", 16..=1_000_000)? as usize,
+            },
             shutdown: ShutdownConfig {
                 drain: Duration::from_secs(self.unsigned("shutdown.drain_secs", 0..=3_600)?),
             },

@@ -31,6 +31,7 @@ use super::causes::HangupCause;
 use super::dialplan::{self, Execution, Next};
 use super::sip_service::Service;
 use crate::clock::now_utc;
+use crate::events::{CallEvent, EventCode, LegDirection};
 use crate::media::continuity::LatchPolicy;
 use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
@@ -141,6 +142,10 @@ pub(crate) struct Call {
     answer_stamp: Option<DateTime<Utc>>,
     cause: Option<HangupCause>,
     sip_code: Option<u16>,
+    /// The events already published per leg (bit `code`): ringing, answer and the like are
+    /// published once per leg.
+    a_published: u32,
+    b_published: u32,
 }
 
 impl Call {
@@ -372,10 +377,13 @@ impl Service {
             answer_stamp: None,
             cause: None,
             sip_code: None,
+            a_published: 0,
+            b_published: 0,
         };
         tracing::info!(uuid = %call.uuid, %caller, %destination, "call in");
         self.calls.calls.insert(key, call);
         self.calls.by_invite.insert(tsx, key);
+        self.publish(key, Side::Caller, EventCode::CallIn, "");
         let blocked =
             dialplan::blacklisted(&snapshot, &caller, dialplan::Direction::Inbound, start).or_else(
                 || {
@@ -616,6 +624,7 @@ impl Service {
             call.forks = forks;
             tracing::info!(uuid = %call.uuid, callee = %number, forks = call.forks.len(), "ringing");
         }
+        self.publish(key, Side::Callee, EventCode::CallOut, "");
         true
     }
 
@@ -660,6 +669,12 @@ impl Service {
         }
         let tsx = call.invite_tsx;
         self.respond_dialog(tsx, response);
+        let code = if status == 200 {
+            EventCode::Answer
+        } else {
+            EventCode::Alert
+        };
+        self.publish(key, Side::Caller, code, "");
         Ok(())
     }
 
@@ -696,6 +711,13 @@ impl Service {
                 let sdp = (!response.body.is_empty())
                     .then(|| SessionDescription::parse(&response.body).ok())
                     .flatten();
+                let code = if sdp.is_some() {
+                    EventCode::Alert
+                } else {
+                    EventCode::Ring
+                };
+                self.publish(key, Side::Callee, code, "");
+                let call = self.calls.calls.get_mut(&key).expect("looked up above");
                 if let Some(sdp) = sdp {
                     // Early media from the callee: agree it, answer the caller with 183.
                     if call.b_agreed.is_none()
@@ -723,12 +745,15 @@ impl Service {
                         }
                         let tsx = call.invite_tsx;
                         self.respond_dialog(tsx, ringing);
+                        self.publish(key, Side::Caller, EventCode::Ring, "");
                     }
                 }
             }
             200..=299 => {
                 call.forks[index].status = Some(status);
                 call.stage = Stage::Bridged;
+                self.publish(key, Side::Callee, EventCode::Answer, "");
+                let call = self.calls.calls.get_mut(&key).expect("looked up above");
                 call.deadline = None;
                 call.b_dialog = dialog;
                 if let Some(sdp) = SessionDescription::parse(&response.body).ok()
@@ -774,11 +799,16 @@ impl Service {
                     call.answer_stamp = Some(now_utc());
                     let tsx = call.invite_tsx;
                     self.respond_final_to_caller(key, tsx, ok);
+                    self.publish(key, Side::Caller, EventCode::Answer, "");
                 } else if self.answer_caller(key, None).is_err() {
                     self.hang_up(key, HangupCause::IncompatibleDestination, now);
                     return;
                 }
                 self.start_media(key);
+                for code in [EventCode::Bridged, EventCode::Talking] {
+                    self.publish(key, Side::Caller, code, "");
+                    self.publish(key, Side::Callee, code, "");
+                }
                 if let Some(call) = self.calls.calls.get_mut(&key) {
                     call.execution.mark_answered();
                     tracing::info!(uuid = %call.uuid, callee = %call.b_number, "answered");
@@ -806,6 +836,7 @@ impl Service {
                     for fork in std::mem::take(&mut call.forks) {
                         self.calls.by_fork.remove(&fork.tsx);
                     }
+                    self.end_callee_leg(key, HangupCause::from_sip_status(best));
                     let call = self.calls.calls.get_mut(&key).expect("looked up above");
                     call.execution.failed(HangupCause::from_sip_status(best));
                     self.run_details(key, now);
@@ -1138,6 +1169,11 @@ impl Service {
             was_held_by
         };
         let uuid = call.uuid.clone();
+        if holding && was_held_by != Some(side) {
+            self.publish(key, side, EventCode::Hold, "");
+        } else if !holding && was_held_by == Some(side) {
+            self.publish(key, side, EventCode::Unhold, "");
+        }
         self.media
             .configure(endpoint.id, leg_config(&agreed, rand::random()));
         if let Some(other) = other {
@@ -1182,6 +1218,7 @@ impl Service {
                             tracing::debug!(uuid = %call.uuid, %digit, "DTMF by INFO relayed");
                             self.media.send_dtmf(other.id, digit, duration_ms);
                         }
+                        self.publish_dtmf(key, side, digit);
                     }
                     200
                 }
@@ -1381,6 +1418,8 @@ impl Service {
                     }
                     call.stage = Stage::Routing;
                     call.sip_code = Some(480);
+                    self.end_callee_leg(key, HangupCause::NoAnswer);
+                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
                     call.execution.failed(HangupCause::NoAnswer);
                     self.run_details(key, now);
                 }
@@ -1393,6 +1432,16 @@ impl Service {
     /// Removes the call, closes its media, writes its CDR; `reply` (a BYE's 200) is sent
     /// once the CDR is durable.
     fn end_call(&mut self, key: CallKey, reply: Option<(TsxId, Response)>) {
+        let cause = self
+            .calls
+            .calls
+            .get(&key)
+            .map(|call| call.cause.unwrap_or(HangupCause::NormalClearing));
+        if let Some(cause) = cause {
+            self.end_callee_leg(key, cause);
+            self.publish_with_cause(key, Side::Caller, EventCode::Hangup, cause);
+            self.publish_with_cause(key, Side::Caller, EventCode::Destroy, cause);
+        }
         let Some(mut call) = self.calls.calls.remove(&key) else {
             if let Some((tsx, response)) = reply {
                 let _ = self.dialogs.respond(Instant::now(), tsx, response);
@@ -1507,6 +1556,123 @@ impl Service {
                 self.calls.by_dialog.remove(&dialog);
             }
             _ => {}
+        }
+    }
+}
+
+impl Service {
+    /// Publishes `code` for one leg of call `key`. Progress events (ringing, answer, bridge…)
+    /// go out once per leg; DTMF, hold and unhold each time.
+    fn publish(&mut self, key: CallKey, side: Side, code: EventCode, dtmf: &str) {
+        let domain = self.local_sip.ip().to_string();
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let repeatable = matches!(code, EventCode::Dtmf | EventCode::Hold | EventCode::Unhold);
+        let published = match side {
+            Side::Caller => &mut call.a_published,
+            Side::Callee => &mut call.b_published,
+        };
+        let bit = 1u32 << code.code();
+        if !repeatable && *published & bit != 0 {
+            return;
+        }
+        *published |= bit;
+        let (uuid, other_uuid, direction, extension) = match side {
+            Side::Caller => (
+                call.uuid.clone(),
+                call.bleg_uuid.clone(),
+                LegDirection::Inbound,
+                call.caller.clone(),
+            ),
+            Side::Callee => (
+                call.bleg_uuid.clone(),
+                call.uuid.clone(),
+                LegDirection::Outbound,
+                call.b_number.clone(),
+            ),
+        };
+        let hangup_cause = match code {
+            EventCode::Hangup | EventCode::Destroy => call
+                .cause
+                .unwrap_or(HangupCause::NormalClearing)
+                .name()
+                .to_owned(),
+            _ => String::new(),
+        };
+        self.events.publish(CallEvent {
+            code,
+            uuid,
+            other_uuid,
+            callin_number: call.caller.clone(),
+            dest_number: call.destination.clone(),
+            domain,
+            dtmf: dtmf.to_owned(),
+            gateway: String::new(),
+            originate_number: call.caller.clone(),
+            direction,
+            extension,
+            timestamp: now_utc(),
+            hangup_cause,
+        });
+    }
+
+    fn publish_with_cause(
+        &mut self,
+        key: CallKey,
+        side: Side,
+        code: EventCode,
+        cause: HangupCause,
+    ) {
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.cause.get_or_insert(cause);
+        }
+        self.publish(key, side, code, "");
+    }
+
+    fn publish_dtmf(&mut self, key: CallKey, side: Side, digit: char) {
+        let mut text = [0u8; 4];
+        let digit = digit.encode_utf8(&mut text).to_owned();
+        self.publish(key, side, EventCode::Dtmf, &digit);
+    }
+
+    /// The callee leg of the current bridge is over (it failed, timed out or the call
+    /// ends): its hang-up and destroy events, once; a later bridge starts a new leg.
+    fn end_callee_leg(&mut self, key: CallKey, cause: HangupCause) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let started = call.b_published & (1 << EventCode::CallOut.code()) != 0;
+        let ended = call.b_published & (1 << EventCode::Destroy.code()) != 0;
+        if !started || ended {
+            return;
+        }
+        let saved = call.cause.replace(cause);
+        self.publish(key, Side::Callee, EventCode::Hangup, "");
+        self.publish(key, Side::Callee, EventCode::Destroy, "");
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.cause = saved;
+            // A later bridge is a new leg with its own events.
+            call.b_published = 0;
+        }
+    }
+
+    /// An event of the media threads: a DTMF digit received on a leg becomes a call event.
+    pub(crate) fn handle_media_event(&mut self, event: crate::media::io::EndpointEvent) {
+        let crate::media::shard::MediaEvent::Dtmf { digit, .. } = event.event else {
+            return;
+        };
+        let found = self.calls.calls.iter().find_map(|(key, call)| {
+            if call.a_endpoint.is_some_and(|e| e.id == event.endpoint) {
+                Some((*key, Side::Caller))
+            } else if call.b_endpoint.is_some_and(|e| e.id == event.endpoint) {
+                Some((*key, Side::Callee))
+            } else {
+                None
+            }
+        });
+        if let Some((key, side)) = found {
+            self.publish_dtmf(key, side, digit);
         }
     }
 }

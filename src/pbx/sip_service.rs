@@ -95,6 +95,8 @@ pub async fn run(
     live: Arc<LiveConfig>,
     media: Arc<MediaEngine>,
     cdr: mpsc::UnboundedSender<CdrJob>,
+    events: crate::events::EventBus,
+    mut media_events: mpsc::UnboundedReceiver<crate::media::io::EndpointEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::store::StoreError> {
     let mut registrar = Registrar::new(config.registrar.clone());
@@ -145,6 +147,7 @@ pub async fn run(
         calls: Calls::default(),
         media,
         cdr,
+        events,
         ready,
         local_sip: config.local_sip,
         media_ip: config.media_ip,
@@ -176,6 +179,7 @@ pub async fn run(
                     let _ = service.dialogs.respond(Instant::now(), tsx, response);
                 }
             }
+            Some(event) = media_events.recv() => service.handle_media_event(event),
             _ = shutdown.wait_for(|s| *s) => break,
         }
         service.drain().await;
@@ -192,6 +196,8 @@ pub(crate) struct Service {
     pub(crate) calls: Calls,
     pub(crate) media: Arc<MediaEngine>,
     pub(crate) cdr: mpsc::UnboundedSender<CdrJob>,
+    /// Call events (legacy codes 1-16), in causal order per leg.
+    pub(crate) events: crate::events::EventBus,
     /// Responses to send once something finished elsewhere (a CDR on disk).
     pub(crate) ready: mpsc::UnboundedSender<(TsxId, Response)>,
     pub(crate) local_sip: std::net::SocketAddr,
