@@ -3,7 +3,8 @@
 //! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up, busy, no answer (a route
 //! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold by
 //! re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
-//! Each call's CDR is then read from the database and checked field by field. And no CDR of
+//! Each call's CDR is then read from the database and checked field by field, and its call
+//! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR. And no CDR of
 //! a finished call is lost when the server is killed with SIGKILL right after the calls.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
@@ -41,9 +42,45 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// The password of extension `number` in the server's database: the SQLite one of `dir`, or
+/// the database named in `dir/db-url` (the PostgreSQL test writes it). Kept in
+/// `dir/password-NUMBER` once read, so calls need no database.
+fn password_of(dir: &Path, number: &str) -> String {
+    let cached = dir.join(format!("password-{number}"));
+    if let Ok(password) = std::fs::read_to_string(&cached) {
+        return password;
+    }
+    let password = read_password(dir, number);
+    std::fs::write(&cached, &password).unwrap();
+    password
+}
+
+fn read_password(dir: &Path, number: &str) -> String {
+    let Ok(url) = std::fs::read_to_string(dir.join("db-url")) else {
+        return extension_password(dir, number);
+    };
+    let out = rswitch_command(dir)
+        .env("RSWITCH_DB_URL", url.trim())
+        .args(["extensions", "list", "--format", "csv"])
+        .output()
+        .expect("run rswitch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 list")
+        .lines()
+        .find(|l| l.split(',').next() == Some(number))
+        .and_then(|l| l.rsplit(',').next())
+        .unwrap_or_else(|| panic!("extension {number} is not in the list"))
+        .to_owned()
+}
+
 /// An injection file: number; its authentication keyword; the number it calls.
 fn users_file(dir: &Path, name: &str, number: &str, callee: &str) -> PathBuf {
-    let password = extension_password(dir, number);
+    let password = password_of(dir, number);
     let path = dir.join(format!("{name}.csv"));
     std::fs::write(
         &path,
@@ -495,4 +532,148 @@ async fn a_killed_server_loses_no_cdr_of_a_finished_call() {
         left.is_empty(),
         "the spool is empty after the replay: {left:?}"
     );
+}
+
+/// The PostgreSQL cluster of the test run (pg_virtualenv, started by `make test`), as
+/// `pg_ctlcluster` names it: (version, name).
+fn test_cluster() -> (String, String) {
+    // pg_virtualenv's private cluster registry: never stop a cluster of the machine.
+    assert!(
+        std::env::var_os("PG_CLUSTER_CONF_ROOT").is_some(),
+        "this test stops and restarts PostgreSQL, so it runs only against the throwaway \
+         cluster of `make test` (pg_virtualenv), not a server named by RSWITCH_TEST_PG_URL"
+    );
+    let out = Command::new("pg_lsclusters")
+        .arg("-h")
+        .output()
+        .unwrap_or_else(|e| panic!("pg_lsclusters: {e}: apt-get install postgresql-common"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut clusters = text.lines().filter_map(|line| {
+        let mut cells = line.split_whitespace();
+        Some((cells.next()?.to_owned(), cells.next()?.to_owned()))
+    });
+    match (clusters.next(), clusters.next()) {
+        (Some(cluster), None) => cluster,
+        _ => panic!(
+            "this test stops and restarts PostgreSQL, so it needs the throwaway cluster that \
+             `make test` starts with pg_virtualenv (exactly one cluster in pg_lsclusters); \
+             found: {text:?}"
+        ),
+    }
+}
+
+fn pg_ctlcluster(cluster: &(String, String), action: &str) {
+    let status = Command::new("pg_ctlcluster")
+        .args([&cluster.0, &cluster.1, action])
+        .args(if action == "stop" {
+            &["-m", "fast"][..]
+        } else {
+            &[][..]
+        })
+        .status()
+        .expect("run pg_ctlcluster");
+    assert!(status.success(), "pg_ctlcluster {action} failed");
+}
+
+/// PostgreSQL stopped for 30 s while calls are made: the calls go on (routing and
+/// registrations live in memory), their CDRs wait in the spool, and once the database is
+/// back every CDR is in it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_go_on_while_postgresql_is_down_and_every_cdr_arrives() {
+    let cluster = test_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let url = fresh_postgres_url().await;
+    std::fs::write(path.join("db-url"), &url).unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.env("RSWITCH_DB_URL", &url);
+    let (_server, _logs, listeners) = start_server_with_listeners(cmd);
+    let target = listeners["sip_udp"].clone();
+    let db = Store::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
+
+    call(
+        path,
+        &target,
+        "1000",
+        "1101",
+        "uac_talk",
+        Some("uas_answer"),
+    );
+    assert_eq!(cdr_of(&db, "1101", 1).await.len(), 1);
+    db.close().await;
+
+    // The phones know their passwords; read them before the database goes.
+    for number in ["1102", "1103", "1104", "1105"] {
+        password_of(path, number);
+    }
+    pg_ctlcluster(&cluster, "stop");
+    let stopped = Instant::now();
+    let outage = std::panic::catch_unwind(|| {
+        call(
+            path,
+            &target,
+            "1000",
+            "1102",
+            "uac_talk",
+            Some("uas_answer"),
+        );
+        call(
+            path,
+            &target,
+            "1000",
+            "1103",
+            "uac_callee_hangs_up",
+            Some("uas_hangup"),
+        );
+        call(path, &target, "1000", "1104", "uac_busy", Some("uas_busy"));
+        while stopped.elapsed() < Duration::from_secs(25) {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        call(
+            path,
+            &target,
+            "1000",
+            "1105",
+            "uac_talk",
+            Some("uas_answer"),
+        );
+        while stopped.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // Whatever happened, the cluster is started again for the tests after this one.
+    pg_ctlcluster(&cluster, "start");
+    if let Err(panic) = outage {
+        std::panic::resume_unwind(panic);
+    }
+
+    let db = Store::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
+    // The writer retries every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut all = Vec::new();
+    while Instant::now() < deadline {
+        all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
+        if all.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut destinations: Vec<&str> = all.iter().map(|c| c.destination_number.as_str()).collect();
+    destinations.sort_unstable();
+    assert_eq!(
+        destinations,
+        ["1101", "1102", "1103", "1104", "1105"],
+        "{all:#?}"
+    );
+    let busy = all.iter().find(|c| c.destination_number == "1104").unwrap();
+    assert_eq!(
+        (busy.hangup_cause.as_str(), busy.sip_code),
+        ("USER_BUSY", Some(486))
+    );
+    let talk = all.iter().find(|c| c.destination_number == "1105").unwrap();
+    assert!(talk.answer_stamp.is_some() && talk.billsec >= 1, "{talk:?}");
 }
