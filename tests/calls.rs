@@ -1,11 +1,11 @@
 //! Calls between extensions through rswitch with SIPp on both sides (Debian `sip-tester`):
 //! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
-//! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up, busy, no answer (a route
-//! that sets `call_timeout`), the caller cancelling, a blacklisted caller, hold and unhold by
-//! re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
+//! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up,
+//! busy, no answer (a route that sets `call_timeout`), the caller cancelling, a blacklisted
+//! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
 //! Each call's CDR is then read from the database and checked field by field, and its call
-//! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR. And no CDR of
-//! a finished call is lost when the server is killed with SIGKILL right after the calls.
+//! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
+//! and neither does a server killed with SIGKILL right after the calls.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
