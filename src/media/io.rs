@@ -143,6 +143,18 @@ enum Command {
     Close {
         id: EndpointId,
     },
+    /// Like `Close`, but the sockets are handed back (to move the endpoint to another
+    /// thread).
+    Release {
+        id: EndpointId,
+        reply: Sender<Option<(mio::net::UdpSocket, mio::net::UdpSocket)>>,
+    },
+    /// Takes over an endpoint released by another thread.
+    Adopt {
+        id: EndpointId,
+        rtp: mio::net::UdpSocket,
+        rtcp: mio::net::UdpSocket,
+    },
     Stop,
 }
 
@@ -361,6 +373,35 @@ impl MediaEngine {
         self.metrics.endpoints.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Moves endpoint `id` to the thread of call `call` (so it can be bridged with that
+    /// call's endpoints, after a transfer joined legs of two calls). The port stays the same,
+    /// so the peer notices nothing; the leg must be configured again and its feed set. An
+    /// endpoint already on that thread is left alone.
+    ///
+    /// # Errors
+    /// When the endpoint is unknown or its thread does not hand it over.
+    pub fn migrate(&self, id: EndpointId, call: u64) -> Result<(), String> {
+        let target = (call % self.workers.len() as u64) as usize;
+        let Some(worker) = self.worker_of(id) else {
+            return Err(format!("no media endpoint {}", id.0));
+        };
+        if worker == target {
+            return Ok(());
+        }
+        let (reply, answer) = channel();
+        self.send(worker, Command::Release { id, reply });
+        let (rtp, rtcp) = answer
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .flatten()
+            .ok_or_else(|| format!("the media thread did not release endpoint {}", id.0))?;
+        if let Some(entry) = self.endpoints.lock().expect("endpoint table").get_mut(&id) {
+            entry.0 = target;
+        }
+        self.send(target, Command::Adopt { id, rtp, rtcp });
+        Ok(())
+    }
+
     /// Endpoints open.
     pub fn open_endpoints(&self) -> usize {
         self.endpoints.lock().expect("endpoint table").len()
@@ -553,32 +594,11 @@ impl Thread {
     fn apply(&mut self, command: Command) {
         match command {
             Command::Open { id, rtp, rtcp } => {
-                let index = self.free.pop().unwrap_or_else(|| {
-                    self.slots.push(None);
-                    self.slots.len() - 1
-                });
-                let mut rtp = mio::net::UdpSocket::from_std(rtp);
-                let mut rtcp = mio::net::UdpSocket::from_std(rtcp);
-                let registry = self.poll.registry();
-                if registry
-                    .register(&mut rtp, Token(index * 2), Interest::READABLE)
-                    .and_then(|()| {
-                        registry.register(&mut rtcp, Token(index * 2 + 1), Interest::READABLE)
-                    })
-                    .is_err()
-                {
-                    tracing::error!(endpoint = id.0, "media thread: cannot poll the RTP sockets");
-                    self.free.push(index);
-                    return;
-                }
-                self.slots[index] = Some(Slot {
-                    id,
-                    rtp,
-                    rtcp,
-                    leg: None,
-                });
-                self.by_id.insert(id, index);
+                let rtp = mio::net::UdpSocket::from_std(rtp);
+                let rtcp = mio::net::UdpSocket::from_std(rtcp);
+                self.adopt(id, rtp, rtcp);
             }
+            Command::Adopt { id, rtp, rtcp } => self.adopt(id, rtp, rtcp),
             Command::Configure { id, config } => {
                 let Some(&index) = self.by_id.get(&id) else {
                     return;
@@ -647,24 +667,67 @@ impl Thread {
                 let _ = reply.send(counters);
             }
             Command::Close { id } => {
-                let Some(index) = self.by_id.remove(&id) else {
-                    return;
-                };
-                if let Some(mut slot) = self.slots[index].take() {
-                    let registry = self.poll.registry();
-                    let _ = registry.deregister(&mut slot.rtp);
-                    let _ = registry.deregister(&mut slot.rtcp);
-                    if let Some(leg) = slot.leg {
-                        self.shard.remove_leg(leg);
-                        if let Some(entry) = self.by_leg.get_mut(leg.0 as usize) {
-                            *entry = None;
-                        }
-                    }
-                }
-                self.free.push(index);
+                self.remove_endpoint(id);
+            }
+            Command::Release { id, reply } => {
+                let _ = reply.send(self.remove_endpoint(id));
             }
             Command::Stop => {}
         }
+    }
+}
+
+impl Thread {
+    /// Polls an endpoint's sockets on this thread.
+    fn adopt(
+        &mut self,
+        id: EndpointId,
+        mut rtp: mio::net::UdpSocket,
+        mut rtcp: mio::net::UdpSocket,
+    ) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let registry = self.poll.registry();
+        if registry
+            .register(&mut rtp, Token(index * 2), Interest::READABLE)
+            .and_then(|()| registry.register(&mut rtcp, Token(index * 2 + 1), Interest::READABLE))
+            .is_err()
+        {
+            tracing::error!(endpoint = id.0, "media thread: cannot poll the RTP sockets");
+            self.free.push(index);
+            return;
+        }
+        self.slots[index] = Some(Slot {
+            id,
+            rtp,
+            rtcp,
+            leg: None,
+        });
+        self.by_id.insert(id, index);
+    }
+
+    /// Takes an endpoint out of this thread: its leg leaves the shard, its sockets leave the
+    /// poll and are returned.
+    fn remove_endpoint(
+        &mut self,
+        id: EndpointId,
+    ) -> Option<(mio::net::UdpSocket, mio::net::UdpSocket)> {
+        let index = self.by_id.remove(&id)?;
+        let slot = self.slots[index].take();
+        self.free.push(index);
+        let mut slot = slot?;
+        let registry = self.poll.registry();
+        let _ = registry.deregister(&mut slot.rtp);
+        let _ = registry.deregister(&mut slot.rtcp);
+        if let Some(leg) = slot.leg {
+            self.shard.remove_leg(leg);
+            if let Some(entry) = self.by_leg.get_mut(leg.0 as usize) {
+                *entry = None;
+            }
+        }
+        Some((slot.rtp, slot.rtcp))
     }
 }
 
@@ -778,6 +841,47 @@ mod tests {
         engine.close(b.id);
         engine.close(c.id);
         assert_eq!(engine.open_endpoints(), 0);
+    }
+
+    #[test]
+    fn an_endpoint_migrated_to_another_call_keeps_its_port_and_is_bridged_there() {
+        let (engine, _events) = engine();
+        let (alice, carol) = (phone(), phone());
+        // Calls 7 and 8 live on different threads of the two.
+        let a = engine.open(7).unwrap();
+        let c = engine.open(8).unwrap();
+        assert!(engine.set_feed(a.id, FeedSpec::Endpoint(c.id)).is_err());
+        engine.migrate(c.id, 7).unwrap();
+        engine.configure(a.id, leg("PCMU", 0, 8000, alice.local_addr().unwrap(), 0xa));
+        engine.configure(c.id, leg("PCMU", 0, 8000, carol.local_addr().unwrap(), 0xc));
+        engine.set_feed(a.id, FeedSpec::Endpoint(c.id)).unwrap();
+        engine.set_feed(c.id, FeedSpec::Endpoint(a.id)).unwrap();
+        let mut buffer = [0u8; 2048];
+        for i in 0..5u16 {
+            let mut datagram = Vec::new();
+            RtpHeader {
+                marker: false,
+                payload_type: 0,
+                sequence: 10 + i,
+                timestamp: 160 * u32::from(i),
+                ssrc: 0x3333,
+            }
+            .write_packet(&[0x55; 160], &mut datagram);
+            // Carol keeps sending to the port she always had.
+            carol
+                .send_to(&datagram, SocketAddr::new(c.address, c.port))
+                .unwrap();
+            let (length, from) = alice.recv_from(&mut buffer).unwrap();
+            assert_eq!(from, SocketAddr::new(a.address, a.port));
+            assert_eq!(
+                RtpPacket::parse(&buffer[..length]).unwrap().payload,
+                &[0x55; 160]
+            );
+        }
+        engine.close(a.id);
+        engine.close(c.id);
+        assert_eq!(engine.open_endpoints(), 0);
+        assert!(engine.migrate(c.id, 7).is_err());
     }
 
     #[test]
