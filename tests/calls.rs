@@ -677,3 +677,130 @@ async fn calls_go_on_while_postgresql_is_down_and_every_cdr_arrives() {
     let talk = all.iter().find(|c| c.destination_number == "1105").unwrap();
     assert!(talk.answer_stamp.is_some() && talk.billsec >= 1, "{talk:?}");
 }
+
+/// Waits for a SIPp process to end; true when it succeeded.
+fn finished_ok(mut child: Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Registers `number` from a fresh port and starts `scenario` waiting there (with the
+/// number's injection file and `-key target TARGET`).
+fn waiting_phone(
+    dir: &Path,
+    target: &str,
+    number: &str,
+    scenario_name: &str,
+    key_target: &str,
+) -> Child {
+    let port = free_udp_port();
+    let users = users_file(dir, &format!("phone-{number}-{port}"), number, key_target);
+    let mut register = sipp_command(dir, target, "register", port);
+    register.arg("-inf").arg(&users);
+    let out = run(register);
+    assert!(
+        out.status.success(),
+        "{number} could not register: {}",
+        errors_of(dir)
+    );
+    let mut waiting = sipp_command(dir, target, scenario_name, port);
+    waiting
+        .arg("-inf")
+        .arg(&users)
+        .args(["-key", "target", key_target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = waiting.spawn().expect("start a phone");
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+/// Three phones: `caller` calls `transferor`, which transfers it (blind or attended) to
+/// `target_number`; caller and target talk until the caller hangs up.
+fn three_party(
+    dir: &Path,
+    target: &str,
+    caller: &str,
+    transferor: &str,
+    transferor_scenario: &str,
+    target_number: &str,
+) {
+    let transfer_target = waiting_phone(dir, target, target_number, "uas_answer", caller);
+    let transferring = waiting_phone(dir, target, transferor, transferor_scenario, target_number);
+    let users = users_file(
+        dir,
+        &format!("caller-{caller}-{transferor}"),
+        caller,
+        transferor,
+    );
+    let mut dial = sipp_command(dir, target, "uac_talk_3s", free_udp_port());
+    dial.arg("-inf").arg(&users);
+    let out = run(dial);
+    let transferor_ok = finished_ok(transferring);
+    let target_ok = finished_ok(transfer_target);
+    assert!(
+        out.status.success() && transferor_ok && target_ok,
+        "{transferor_scenario}: caller ok {}, transferor ok {transferor_ok}, target ok {target_ok}\n{}",
+        out.status.success(),
+        errors_of(dir)
+    );
+}
+
+/// Blind transfer (REFER) and attended transfer (REFER with Replaces) among three SIPp
+/// phones: the caller ends up talking with the target, the transferor is told by NOTIFY
+/// and hung up, every CDR and leg event says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_and_attended_transfer_among_three_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let config = path.join("rswitch.toml");
+    std::fs::write(&config, "[events]\nlog = true\n").unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&config);
+    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+
+    // Blind: 1200 calls 1201, which transfers it to 1202.
+    three_party(
+        path,
+        &target,
+        "1200",
+        "1201",
+        "uas_blind_transferor",
+        "1202",
+    );
+    let cdr = &cdr_of(&db, "1201", 1).await[0];
+    assert_eq!(cdr.caller_id_number, "1200");
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert!(cdr.billsec >= 2, "{cdr:?}");
+    let caller_leg = leg_events(&mut logs, &cdr.uuid);
+    assert_eq!(
+        codes(&caller_leg),
+        [1, 5, 14, 16, 14, 16, 6, 15],
+        "{caller_leg:#?}"
+    );
+    // The leg now in the CDR is the target's; the transferor's leg ended BLIND_TRANSFER.
+    let target_leg = leg_events(&mut logs, &cdr.bleg_uuid);
+    assert_eq!(codes(&target_leg), [2, 5, 14, 16, 6, 15], "{target_leg:#?}");
+    assert!(target_leg.iter().all(|e| e["extension"] == "1202"));
+    let transferor_end = logs
+        .seen
+        .iter()
+        .filter(|l| l["fields"]["message"] == "call event")
+        .filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l["fields"]["event"].as_str()?).ok()
+        })
+        .find(|e| e["extension"] == "1201" && e["evt_name"] == 15)
+        .expect("the transferor's leg was destroyed");
+    assert_eq!(transferor_end["hangup_cause"], "BLIND_TRANSFER");
+}

@@ -37,7 +37,7 @@ use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
 use crate::media::tones::{TonePlayer, ToneSpec};
 use crate::sip::dialog::{DialogError, DialogEvent, DialogId, Misuse, Outgoing, has_option_tag};
-use crate::sip::message::{Header, Method, Request, Response, Uri, reason_phrase};
+use crate::sip::message::{Header, Method, NameAddr, Request, Response, Uri, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
 use crate::sip::sdp::negotiate::{
     AgreedAudio, LocalMedia, OriginState, agreed_from_answer, answer, offer,
@@ -47,7 +47,8 @@ use crate::sip::transaction::TsxId;
 use crate::store::{Action, CallDirection, Cdr};
 
 /// The methods a call leg accepts (the Allow of our INVITEs and answers).
-pub(crate) const ALLOWED_IN_CALLS: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO";
+pub(crate) const ALLOWED_IN_CALLS: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY";
 
 /// How long a bridge rings when the route does not `set call_timeout`.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -57,6 +58,7 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct CallKey(pub u64);
 
 /// One callee fork of a bridge.
+#[derive(Clone)]
 struct Fork {
     tsx: TsxId,
     invite: Request,
@@ -132,6 +134,12 @@ pub(crate) struct Call {
     b_agreed: Option<AgreedAudio>,
     /// Our `o=` line towards the callee (its version goes up with each new description).
     b_origin: OriginState,
+    /// Where the answered callee is (its fork's address, or the leg a transfer brought in).
+    b_destination: Option<Peer>,
+    /// A blind transfer ringing its target.
+    transfer: Option<Transfer>,
+    /// Dialogs of legs that left the call (a transferor): their BYE is just answered.
+    detached: Vec<DialogId>,
     /// Which side holds the other (the side that sent sendonly/inactive).
     held_by: Option<Side>,
     b_number: String,
@@ -163,6 +171,15 @@ impl Call {
             Side::Caller => self.a_endpoint,
             Side::Callee => self.b_endpoint,
         }
+    }
+
+    /// The fork (of the bridge or of a transfer) whose dialog is `dialog`.
+    fn fork_by_dialog(&self, dialog: DialogId) -> Option<&Fork> {
+        let transfer_forks = self.transfer.iter().flat_map(|t| t.forks.iter());
+        self.forks
+            .iter()
+            .chain(transfer_forks)
+            .find(|f| f.dialog == Some(dialog))
     }
 
     fn agreed(&self, side: Side) -> Option<&AgreedAudio> {
@@ -370,6 +387,9 @@ impl Service {
             b_agreed: None,
             b_origin: OriginState::new(rand::random::<u32>().into()),
             held_by: None,
+            b_destination: None,
+            transfer: None,
+            detached: Vec::new(),
             b_number: String::new(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             deadline: None,
@@ -537,6 +557,31 @@ impl Service {
         call.stage = Stage::Ringing;
         call.deadline = Some(now + call.call_timeout);
         let caller = call.caller.clone();
+        let forks = self.send_forks(&caller, number, bindings, &b_offer, now);
+        if forks.is_empty() {
+            return fail(self, HangupCause::NormalTemporaryFailure);
+        }
+        for fork in &forks {
+            self.calls.by_fork.insert(fork.tsx, key);
+        }
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.forks = forks;
+            tracing::info!(uuid = %call.uuid, callee = %number, forks = call.forks.len(), "ringing");
+        }
+        self.publish(key, Side::Callee, EventCode::CallOut, "");
+        true
+    }
+
+    /// Sends an INVITE with `offer` to every binding of extension `number`, from `caller`
+    /// (one Call-ID, one fork per binding); the forks that could be sent.
+    fn send_forks(
+        &mut self,
+        caller: &str,
+        number: &str,
+        bindings: Vec<crate::pbx::registrar::Binding>,
+        offer: &SessionDescription,
+        now: Instant,
+    ) -> Vec<Fork> {
         let call_id = format!("{}@rswitch", new_uuid());
         let local_sip = self.local_sip;
         let mut forks = Vec::new();
@@ -584,7 +629,7 @@ impl Service {
                 headers,
                 body: Vec::new(),
             };
-            let body = b_offer.to_string().into_bytes();
+            let body = offer.to_string().into_bytes();
             invite
                 .headers
                 .push(Header::new("Content-Type", "application/sdp"));
@@ -614,18 +659,7 @@ impl Service {
                 status: None,
             });
         }
-        if forks.is_empty() {
-            return fail(self, HangupCause::NormalTemporaryFailure);
-        }
-        for fork in &forks {
-            self.calls.by_fork.insert(fork.tsx, key);
-        }
-        if let Some(call) = self.calls.calls.get_mut(&key) {
-            call.forks = forks;
-            tracing::info!(uuid = %call.uuid, callee = %number, forks = call.forks.len(), "ringing");
-        }
-        self.publish(key, Side::Callee, EventCode::CallOut, "");
-        true
+        forks
     }
 
     /// Answers the caller (200, or 183 for early media) with our SDP answer; when the callee
@@ -694,6 +728,7 @@ impl Service {
             return;
         };
         let Some(index) = call.forks.iter().position(|f| f.tsx == tsx) else {
+            self.handle_transfer_fork_response(key, tsx, dialog, response, now);
             return;
         };
         if let Some(dialog) = dialog {
@@ -756,6 +791,7 @@ impl Service {
                 let call = self.calls.calls.get_mut(&key).expect("looked up above");
                 call.deadline = None;
                 call.b_dialog = dialog;
+                call.b_destination = Some(call.forks[index].destination);
                 if let Some(sdp) = SessionDescription::parse(&response.body).ok()
                     && let Some(b_offer) = &call.b_offer
                     && let Ok(agreed) = agreed_from_answer(b_offer, &sdp)
@@ -879,7 +915,7 @@ impl Service {
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
-        let Some(fork) = call.forks.iter().find(|f| f.dialog == Some(dialog)) else {
+        let Some(fork) = call.fork_by_dialog(dialog) else {
             return;
         };
         let destination = fork.destination;
@@ -913,6 +949,13 @@ impl Service {
             return;
         }
         fork.status = Some(487);
+        let fork = fork.clone();
+        self.send_cancel(&fork, now);
+    }
+
+    /// Sends the CANCEL of `fork`'s INVITE (RFC 3261 §9.1: same Request-URI, Call-ID, From,
+    /// To, CSeq number and top Via as the INVITE).
+    fn send_cancel(&mut self, fork: &Fork, now: Instant) {
         let invite = &fork.invite;
         let mut headers = crate::sip::message::Headers::default();
         for name in ["Via", "Max-Forwards", "From", "To", "Call-ID", "Route"] {
@@ -937,8 +980,10 @@ impl Service {
             headers,
             body: Vec::new(),
         };
-        let destination = fork.destination;
-        if let Err(error) = self.transactions.send_request(now, cancel, destination) {
+        if let Err(error) = self
+            .transactions
+            .send_request(now, cancel, fork.destination)
+        {
             tracing::debug!(%error, "CANCEL not sent");
         }
     }
@@ -967,7 +1012,28 @@ impl Service {
             let _ = self.dialogs.respond(now, tsx, response);
             return;
         };
+        if request.method == Method::Bye {
+            let call = self.calls.calls.get_mut(&key);
+            let detached = call.as_ref().is_some_and(|c| c.detached.contains(&dialog));
+            let transferor = call
+                .and_then(|c| c.transfer.as_mut())
+                .filter(|t| t.transferor_dialog == dialog);
+            let leaving = match transferor {
+                Some(transfer) => {
+                    // The transferor hangs up while the target rings: the transfer goes on.
+                    transfer.transferor_gone = true;
+                    true
+                }
+                None => detached,
+            };
+            if leaving {
+                let response = Response::for_request(&request, 200, "OK");
+                let _ = self.dialogs.respond(now, tsx, response);
+                return;
+            }
+        }
         match request.method {
+            Method::Refer => self.handle_refer(key, dialog, tsx, request, now),
             Method::Bye => {
                 let from_caller = self
                     .calls
@@ -1257,12 +1323,7 @@ impl Service {
         let (dialog, destination) = if to_caller {
             (call.a_dialog, call.source)
         } else {
-            let destination = call
-                .forks
-                .iter()
-                .find(|f| f.dialog.is_some() && f.dialog == call.b_dialog)
-                .map(|f| f.destination);
-            match destination {
+            match call.b_destination {
                 Some(destination) => (call.b_dialog, destination),
                 None => return,
             }
@@ -1331,7 +1392,13 @@ impl Service {
             .calls
             .owns_fork(tsx)
             .and_then(|key| self.calls.calls.get(&key))
-            .and_then(|call| call.forks.iter().find(|f| f.tsx == tsx))
+            .and_then(|call| {
+                let transfer_forks = call.transfer.iter().flat_map(|t| t.forks.iter());
+                call.forks
+                    .iter()
+                    .chain(transfer_forks)
+                    .find(|f| f.tsx == tsx)
+            })
             .map(|fork| fork.destination);
         let Some(destination) = destination else {
             return;
@@ -1424,6 +1491,9 @@ impl Service {
                     self.run_details(key, now);
                 }
                 Stage::Routing => self.run_details(key, now),
+                Stage::Bridged if call.transfer.is_some() => {
+                    self.transfer_failed(key, 480, now);
+                }
                 _ => {}
             }
         }
@@ -1456,8 +1526,22 @@ impl Service {
                 self.calls.by_dialog.remove(&dialog);
             }
         }
-        if let Some(dialog) = call.a_dialog {
-            self.calls.by_dialog.remove(&dialog);
+        for dialog in call
+            .a_dialog
+            .iter()
+            .chain(call.b_dialog.iter())
+            .chain(call.detached.iter())
+        {
+            self.calls.by_dialog.remove(dialog);
+        }
+        if let Some(transfer) = call.transfer.take() {
+            for fork in &transfer.forks {
+                self.calls.by_fork.remove(&fork.tsx);
+                if let Some(dialog) = fork.dialog {
+                    self.calls.by_dialog.remove(&dialog);
+                }
+            }
+            self.media.close(transfer.endpoint.id);
         }
         for endpoint in [call.a_endpoint, call.b_endpoint].into_iter().flatten() {
             self.media.close(endpoint.id);
@@ -1675,6 +1759,589 @@ impl Service {
             self.publish_dtmf(key, side, digit);
         }
     }
+}
+
+/// A blind transfer in progress (REFER from the callee): the target rings while the
+/// transferee hears ringback; the transferor's leg stays in the call until the target
+/// answers, so a failed transfer gives the transferee back to it.
+struct Transfer {
+    /// The transferor's dialog (the REFER's), for NOTIFY.
+    transferor_dialog: DialogId,
+    transferor_destination: Peer,
+    /// The transferor hung up while the target rang.
+    transferor_gone: bool,
+    target: String,
+    forks: Vec<Fork>,
+    endpoint: Endpoint,
+    offer: SessionDescription,
+    origin: OriginState,
+}
+
+/// A leg taken out of one call to join another (attended transfer).
+struct MovedLeg {
+    dialog: DialogId,
+    destination: Peer,
+    endpoint: Endpoint,
+    agreed: AgreedAudio,
+    origin: OriginState,
+    number: String,
+    uuid: String,
+}
+
+impl Service {
+    /// REFER in a call (RFC 3515): from the callee, a blind transfer of the caller to the
+    /// extension in Refer-To, or with `Replaces` in Refer-To, an attended transfer: the
+    /// caller is joined with the other party of the dialog it names (RFC 3891). The
+    /// transferor hears of the outcome by NOTIFY (message/sipfrag) and is then hung up.
+    fn handle_refer(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        tsx: TsxId,
+        request: Request,
+        now: Instant,
+    ) {
+        let refuse = |service: &mut Service, status: u16, why: &str| {
+            let mut response = Response::for_request(&request, status, reason_phrase(status));
+            response
+                .headers
+                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
+            let _ = service.dialogs.respond(now, tsx, response);
+        };
+        let Some(call) = self.calls.calls.get(&key) else {
+            return refuse(self, 481, "the call is gone");
+        };
+        if call.stage != Stage::Bridged || call.transfer.is_some() {
+            return refuse(
+                self,
+                491,
+                "the call is not in a state to transfer (not bridged, or a transfer is under way)",
+            );
+        }
+        if call.side_of(dialog) == Side::Caller {
+            return refuse(
+                self,
+                501,
+                "a transfer by the calling party is not supported yet",
+            );
+        }
+        let Some(destination) = call.b_destination else {
+            return refuse(self, 481, "the call is gone");
+        };
+        let refer_to = request
+            .headers
+            .first("Refer-To")
+            .and_then(|value| NameAddr::parse_single("Refer-To", value).ok());
+        let Some(refer_to) = refer_to else {
+            return refuse(self, 400, "Refer-To is missing or does not parse");
+        };
+        let target = uri_user(&refer_to.uri);
+        let replaces = match &refer_to.uri {
+            Uri::Sip(sip) => sip.headers.as_deref().and_then(replaces_of),
+            _ => None,
+        };
+        let mut accepted = Response::for_request(&request, 202, "Accepted");
+        accepted.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", call.destination, self.local_sip),
+        ));
+        let _ = self.dialogs.respond(now, tsx, accepted);
+        // The 202 goes out before the NOTIFY.
+        self.pump_dialog_transmits();
+        self.notify_transferor(dialog, destination, 100, false, now);
+        match replaces {
+            Some(replaces) => self.attended_transfer(key, dialog, destination, &replaces, now),
+            None => self.blind_transfer(key, dialog, destination, &target, now),
+        }
+    }
+
+    /// Tells the transferor how its transfer goes: a NOTIFY in the REFER's dialog with the
+    /// status line of the target's answer (RFC 3515 §2.4.5).
+    fn notify_transferor(
+        &mut self,
+        dialog: DialogId,
+        destination: Peer,
+        status: u16,
+        terminated: bool,
+        now: Instant,
+    ) {
+        let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Notify) else {
+            return;
+        };
+        let headers = &mut outgoing.request.headers;
+        headers.push(Header::new("Event", "refer"));
+        headers.push(Header::new(
+            "Subscription-State",
+            if terminated {
+                "terminated;reason=noresource"
+            } else {
+                "active;expires=60"
+            },
+        ));
+        outgoing.set_body(
+            "message/sipfrag;version=2.0",
+            format!("SIP/2.0 {status} {}\r\n", reason_phrase(status)).into_bytes(),
+        );
+        self.send_in_dialog(outgoing, destination, now);
+    }
+
+    /// Rings `target` for the caller of call `key`; the caller hears ringback meanwhile.
+    fn blind_transfer(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        destination: Peer,
+        target: &str,
+        now: Instant,
+    ) {
+        let snapshot = self.live.current();
+        let bindings: Vec<_> = if snapshot.extensions.contains_key(target) {
+            self.registrar
+                .lookup(target, now_utc())
+                .into_iter()
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if bindings.is_empty() {
+            let status = if snapshot.extensions.contains_key(target) {
+                480
+            } else {
+                404
+            };
+            tracing::info!(%target, status, "transfer target unreachable");
+            self.notify_transferor(dialog, destination, status, true, now);
+            return;
+        }
+        let endpoint = match self.media.open(key.0) {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                tracing::error!(%error, "no RTP port for the transfer target");
+                self.notify_transferor(dialog, destination, 503, true, now);
+                return;
+            }
+        };
+        let mut local = self.local_media(&endpoint);
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        // The transferee's codec first: the target may then be bridged without transcoding.
+        if let Some(current) = &call.a_agreed {
+            let name = current.codec.encoding.clone();
+            local
+                .codecs
+                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
+        }
+        let mut origin = OriginState::new(rand::random::<u32>().into());
+        let transfer_offer = offer(&local, &mut origin);
+        let caller = call.caller.clone();
+        let timeout = call.call_timeout;
+        let uuid = call.uuid.clone();
+        let a_endpoint = call.a_endpoint;
+        let forks = self.send_forks(&caller, target, bindings, &transfer_offer, now);
+        if forks.is_empty() {
+            self.media.close(endpoint.id);
+            self.notify_transferor(dialog, destination, 503, true, now);
+            return;
+        }
+        tracing::info!(%uuid, %target, "blind transfer: ringing the target");
+        for fork in &forks {
+            self.calls.by_fork.insert(fork.tsx, key);
+        }
+        if let Some(a) = a_endpoint {
+            let ringback = FeedSpec::Tone(TonePlayer::new(ToneSpec::china_ringback(), 8000));
+            if let Err(error) = self.media.set_feed(a.id, ringback) {
+                tracing::warn!(%uuid, %error, "no ringback for the transferee");
+            }
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.deadline = Some(now + timeout);
+        call.transfer = Some(Transfer {
+            transferor_dialog: dialog,
+            transferor_destination: destination,
+            transferor_gone: false,
+            target: target.to_owned(),
+            forks,
+            endpoint,
+            offer: transfer_offer,
+            origin,
+        });
+    }
+
+    /// A response to one of a transfer's INVITEs to its target.
+    fn handle_transfer_fork_response(
+        &mut self,
+        key: CallKey,
+        tsx: TsxId,
+        dialog: Option<DialogId>,
+        response: Response,
+        now: Instant,
+    ) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(transfer) = call.transfer.as_mut() else {
+            return;
+        };
+        let Some(index) = transfer.forks.iter().position(|f| f.tsx == tsx) else {
+            return;
+        };
+        if let Some(dialog) = dialog {
+            transfer.forks[index].dialog = Some(dialog);
+            self.calls.by_dialog.insert(dialog, key);
+        }
+        let status = response.status;
+        match status {
+            100..=199 => {}
+            200..=299 => {
+                transfer.forks[index].status = Some(status);
+                let Some(dialog) = dialog else { return };
+                self.send_ack(dialog, now);
+                let Some(call) = self.calls.calls.get_mut(&key) else {
+                    return;
+                };
+                let Some(transfer) = call.transfer.take() else {
+                    return;
+                };
+                let agreed = SessionDescription::parse(&response.body)
+                    .ok()
+                    .and_then(|sdp| agreed_from_answer(&transfer.offer, &sdp).ok());
+                let Some(agreed) = agreed else {
+                    // An answer we cannot use: end that leg, the transfer failed.
+                    call.transfer = Some(transfer);
+                    self.bye_dialog(dialog, None, HangupCause::IncompatibleDestination, now);
+                    self.transfer_failed(key, 488, now);
+                    return;
+                };
+                let destination = transfer.forks[index].destination;
+                let others: Vec<Fork> = transfer
+                    .forks
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| *i != index && f.status.is_none())
+                    .map(|(_, f)| f.clone())
+                    .collect();
+                for other in &others {
+                    self.send_cancel(other, now);
+                }
+                let moved = MovedLeg {
+                    dialog,
+                    destination,
+                    endpoint: transfer.endpoint,
+                    agreed,
+                    origin: transfer.origin,
+                    number: transfer.target.clone(),
+                    uuid: new_uuid(),
+                };
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    for fork in &transfer.forks {
+                        self.calls.by_fork.insert(fork.tsx, key);
+                    }
+                    call.forks.extend(transfer.forks);
+                }
+                self.complete_transfer(
+                    key,
+                    transfer.transferor_dialog,
+                    transfer.transferor_destination,
+                    !transfer.transferor_gone,
+                    moved,
+                    HangupCause::BlindTransfer,
+                    now,
+                );
+            }
+            _ => {
+                transfer.forks[index].status = Some(status);
+                if transfer.forks.iter().all(|f| f.status.is_some()) {
+                    let best = transfer
+                        .forks
+                        .iter()
+                        .filter_map(|f| f.status)
+                        .min_by_key(|&s| match s {
+                            486 | 600 => 0,
+                            603 => 1,
+                            _ => 2,
+                        })
+                        .unwrap_or(status);
+                    self.transfer_failed(key, best, now);
+                }
+            }
+        }
+    }
+
+    /// The target did not take the call: the transferor hears why; the transferee goes back
+    /// to the transferor, or, when it has hung up, the call ends.
+    fn transfer_failed(&mut self, key: CallKey, status: u16, now: Instant) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(transfer) = call.transfer.take() else {
+            return;
+        };
+        call.deadline = None;
+        tracing::info!(uuid = %call.uuid, target = %transfer.target, status, "transfer failed");
+        for fork in &transfer.forks {
+            self.calls.by_fork.remove(&fork.tsx);
+            if fork.status.is_none() {
+                self.send_cancel(fork, now);
+            }
+        }
+        self.media.close(transfer.endpoint.id);
+        if transfer.transferor_gone {
+            self.hang_up(key, HangupCause::from_sip_status(status), now);
+        } else {
+            self.notify_transferor(
+                transfer.transferor_dialog,
+                transfer.transferor_destination,
+                status,
+                true,
+                now,
+            );
+            // Back to the transferor.
+            self.start_media(key);
+        }
+    }
+
+    /// Joins `moved` with the caller of call `key` in place of the callee (the transferor):
+    /// media bridged, the transferor told (when still there) and hung up.
+    #[allow(clippy::too_many_arguments)]
+    fn complete_transfer(
+        &mut self,
+        key: CallKey,
+        transferor_dialog: DialogId,
+        transferor_destination: Peer,
+        transferor_present: bool,
+        moved: MovedLeg,
+        cause: HangupCause,
+        now: Instant,
+    ) {
+        if let Err(error) = self.media.migrate(moved.endpoint.id, key.0) {
+            tracing::warn!(%error, "the transferred leg's media could not move");
+        }
+        // The transferor's leg ends here.
+        self.end_callee_leg(key, cause);
+        if transferor_present {
+            self.notify_transferor(transferor_dialog, transferor_destination, 200, true, now);
+            self.bye_dialog(transferor_dialog, Some(transferor_destination), cause, now);
+        }
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.detached.push(transferor_dialog);
+        if let Some(old) = call.b_endpoint.replace(moved.endpoint) {
+            self.media.close(old.id);
+        }
+        let call = self.calls.calls.get_mut(&key).expect("looked up above");
+        call.b_dialog = Some(moved.dialog);
+        call.b_destination = Some(moved.destination);
+        call.b_agreed = Some(moved.agreed);
+        call.b_origin = moved.origin;
+        call.b_number = moved.number;
+        call.bleg_uuid = moved.uuid;
+        call.held_by = None;
+        call.deadline = None;
+        call.b_published = 0;
+        tracing::info!(uuid = %call.uuid, to = %call.b_number, "transferred");
+        self.calls.by_dialog.insert(moved.dialog, key);
+        self.start_media(key);
+        for code in [
+            EventCode::CallOut,
+            EventCode::Answer,
+            EventCode::Bridged,
+            EventCode::Talking,
+        ] {
+            self.publish(key, Side::Callee, code, "");
+        }
+        for code in [EventCode::Bridged, EventCode::Talking] {
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.a_published &= !(1 << code.code());
+            }
+            self.publish(key, Side::Caller, code, "");
+        }
+    }
+
+    /// REFER with Replaces from the callee of call `key`: the dialog Replaces names belongs
+    /// to another call of the transferor; the other party of that call takes the
+    /// transferor's place here, and that other call ends.
+    fn attended_transfer(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        destination: Peer,
+        replaces: &Replaces,
+        now: Instant,
+    ) {
+        let named = [
+            (replaces.to_tag.clone(), replaces.from_tag.clone()),
+            (replaces.from_tag.clone(), replaces.to_tag.clone()),
+        ]
+        .into_iter()
+        .find_map(|(local, remote)| {
+            self.dialogs.find(&crate::sip::dialog::DialogIdentity {
+                call_id: replaces.call_id.clone(),
+                local_tag: crate::sip::dialog::Tag::new(local),
+                remote_tag: crate::sip::dialog::Tag::new(remote),
+            })
+        });
+        let other_key = named.and_then(|d| self.calls.by_dialog.get(&d).copied().map(|k| (d, k)));
+        let Some((named, other_key)) = other_key.filter(|(_, k)| *k != key) else {
+            tracing::info!(call_id = %replaces.call_id, "attended transfer: no call has the dialog Replaces names");
+            self.notify_transferor(dialog, destination, 481, true, now);
+            return;
+        };
+        let Some(other) = self.calls.calls.get_mut(&other_key) else {
+            return;
+        };
+        if other.stage != Stage::Bridged {
+            self.notify_transferor(dialog, destination, 491, true, now);
+            return;
+        }
+        // The party to keep is the one the transferor talks to in the other call.
+        let keep = other.side_of(named).other();
+        let moved = match keep {
+            Side::Callee => {
+                let (Some(d), Some(dest), Some(endpoint), Some(agreed)) = (
+                    other.b_dialog.take(),
+                    other.b_destination,
+                    other.b_endpoint.take(),
+                    other.b_agreed.take(),
+                ) else {
+                    self.notify_transferor(dialog, destination, 500, true, now);
+                    return;
+                };
+                for fork in other.forks.iter().filter(|f| f.dialog == Some(d)) {
+                    self.calls.by_fork.remove(&fork.tsx);
+                }
+                other.forks.retain(|f| f.dialog != Some(d));
+                // The moved leg's events go on in the other call.
+                other.b_published |= 1 << EventCode::Destroy.code();
+                MovedLeg {
+                    dialog: d,
+                    destination: dest,
+                    endpoint,
+                    agreed,
+                    origin: other.b_origin.clone(),
+                    number: other.b_number.clone(),
+                    uuid: other.bleg_uuid.clone(),
+                }
+            }
+            Side::Caller => {
+                let (Some(d), Some(endpoint), Some(agreed)) = (
+                    other.a_dialog.take(),
+                    other.a_endpoint.take(),
+                    other.a_agreed.take(),
+                ) else {
+                    self.notify_transferor(dialog, destination, 500, true, now);
+                    return;
+                };
+                other.a_published |=
+                    (1 << EventCode::Hangup.code()) | (1 << EventCode::Destroy.code());
+                MovedLeg {
+                    dialog: d,
+                    destination: other.source,
+                    endpoint,
+                    agreed,
+                    origin: other.a_origin.clone(),
+                    number: other.caller.clone(),
+                    uuid: other.uuid.clone(),
+                }
+            }
+        };
+        tracing::info!(to = %moved.number, "attended transfer");
+        self.calls.by_dialog.remove(&moved.dialog);
+        // The other call is over for the transferor.
+        self.hang_up(other_key, HangupCause::AttendedTransfer, now);
+        self.complete_transfer(
+            key,
+            dialog,
+            destination,
+            true,
+            moved,
+            HangupCause::AttendedTransfer,
+            now,
+        );
+    }
+
+    /// BYE in `dialog` (to `destination`, or the dialog's callee fork) with `cause`.
+    fn bye_dialog(
+        &mut self,
+        dialog: DialogId,
+        destination: Option<Peer>,
+        cause: HangupCause,
+        now: Instant,
+    ) {
+        let destination = destination.or_else(|| {
+            let key = self.calls.by_dialog.get(&dialog)?;
+            let call = self.calls.calls.get(key)?;
+            call.fork_by_dialog(dialog).map(|f| f.destination)
+        });
+        let Some(destination) = destination else {
+            return;
+        };
+        let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Bye) else {
+            return;
+        };
+        outgoing
+            .request
+            .headers
+            .push(Header::new("Reason", cause.reason_header()));
+        self.send_in_dialog(outgoing, destination, now);
+    }
+}
+
+/// The Replaces of a Refer-To URI (RFC 3891), as its headers part carries it escaped:
+/// `Replaces=CALLID%3Bto-tag%3DT%3Bfrom-tag%3DF`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Replaces {
+    call_id: String,
+    to_tag: String,
+    from_tag: String,
+}
+
+fn replaces_of(uri_headers: &str) -> Option<Replaces> {
+    let value = uri_headers.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        name.eq_ignore_ascii_case("Replaces").then_some(value)
+    })?;
+    let decoded = percent_decode(value)?;
+    let mut parts = decoded.split(';');
+    let call_id = parts.next()?.trim().to_owned();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for part in parts {
+        match part.trim().split_once('=') {
+            Some((name, tag)) if name.eq_ignore_ascii_case("to-tag") => to_tag = Some(tag),
+            Some((name, tag)) if name.eq_ignore_ascii_case("from-tag") => from_tag = Some(tag),
+            _ => {}
+        }
+    }
+    if call_id.is_empty() {
+        return None;
+    }
+    Some(Replaces {
+        call_id,
+        to_tag: to_tag?.to_owned(),
+        from_tag: from_tag?.to_owned(),
+    })
+}
+
+/// `%XX` escapes decoded; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// What a held party hears until a music-on-hold prompt is configured: a soft 425 Hz tone,

@@ -33,6 +33,10 @@ pub enum HangupCause {
     UserNotRegistered,
     SystemShutdown,
     LoseRace,
+    /// The leg's party transferred the call (REFER) and left it.
+    BlindTransfer,
+    /// The leg's party joined its two calls (REFER with Replaces) and left them.
+    AttendedTransfer,
 }
 
 impl HangupCause {
@@ -63,6 +67,8 @@ impl HangupCause {
             UserNotRegistered => "USER_NOT_REGISTERED",
             SystemShutdown => "SYSTEM_SHUTDOWN",
             LoseRace => "LOSE_RACE",
+            BlindTransfer => "BLIND_TRANSFER",
+            AttendedTransfer => "ATTENDED_TRANSFER",
         }
     }
 
@@ -95,6 +101,8 @@ impl HangupCause {
             UserNotRegistered => 606,
             SystemShutdown => 503,
             LoseRace => 502,
+            // Not ISDN causes: a transferor's leg ends normally.
+            BlindTransfer | AttendedTransfer => 16,
         }
     }
 
@@ -149,6 +157,7 @@ impl HangupCause {
             OriginatorCancel => 487,
             SystemShutdown => 503,
             LoseRace => 487,
+            BlindTransfer | AttendedTransfer => 480,
         }
     }
 

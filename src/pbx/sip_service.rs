@@ -262,22 +262,7 @@ impl Service {
                 busy = true;
                 self.handle_event(event);
             }
-            while let Some(transmit) = self.dialogs.poll_transmit() {
-                busy = true;
-                match transmit {
-                    DialogTransmit::Response { tsx, response } => {
-                        // The transaction may be gone (Timer L): nothing to send then.
-                        let _ = self.transactions.respond(Instant::now(), tsx, response);
-                    }
-                    DialogTransmit::Ack {
-                        request,
-                        destination,
-                        ..
-                    } => {
-                        let _ = self.transactions.send_ack(request, destination);
-                    }
-                }
-            }
+            busy |= self.pump_dialog_transmits();
             while let Some(event) = self.dialogs.poll_event() {
                 busy = true;
                 self.handle_dialog_event(event);
@@ -289,6 +274,29 @@ impl Service {
         while let Some(transmit) = self.transactions.poll_transmit() {
             self.send(transmit).await;
         }
+    }
+
+    /// Hands what the dialog layer sends to the transaction layer, now (so that a response
+    /// goes out before a request the TU sends right after it); true when there was some.
+    pub(crate) fn pump_dialog_transmits(&mut self) -> bool {
+        let mut any = false;
+        while let Some(transmit) = self.dialogs.poll_transmit() {
+            any = true;
+            match transmit {
+                DialogTransmit::Response { tsx, response } => {
+                    // The transaction may be gone (Timer L): nothing to send then.
+                    let _ = self.transactions.respond(Instant::now(), tsx, response);
+                }
+                DialogTransmit::Ack {
+                    request,
+                    destination,
+                    ..
+                } => {
+                    let _ = self.transactions.send_ack(request, destination);
+                }
+            }
+        }
+        any
     }
 
     fn handle_dialog_event(&mut self, event: DialogEvent) {

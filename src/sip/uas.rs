@@ -31,6 +31,7 @@ impl Default for Capabilities {
                 Method::Prack,
                 Method::Update,
                 Method::Info,
+                Method::Refer,
             ],
             supported: vec!["path", "outbound", "100rel"],
             accepted: vec!["application/sdp"],
