@@ -5,7 +5,8 @@
 //! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
-//! and neither does a server killed with SIGKILL right after the calls.
+//! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
+//! and attended transfer.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
@@ -803,4 +804,43 @@ async fn blind_and_attended_transfer_among_three_phones() {
         .find(|e| e["extension"] == "1201" && e["evt_name"] == 15)
         .expect("the transferor's leg was destroyed");
     assert_eq!(transferor_end["hangup_cause"], "BLIND_TRANSFER");
+
+    // Attended: 1300 calls 1301; 1301 calls 1302 itself, then REFERs 1300 to 1302 with
+    // Replaces naming that second call. 1300 and 1302 talk; both of 1301's calls end.
+    three_party(
+        path,
+        &target,
+        "1300",
+        "1301",
+        "uas_attended_transferor",
+        "1302",
+    );
+    let first = &cdr_of(&db, "1301", 1).await[0];
+    assert_eq!(
+        (first.caller_id_number.as_str(), first.hangup_cause.as_str()),
+        ("1300", "NORMAL_CLEARING")
+    );
+    assert!(first.billsec >= 2, "{first:?}");
+    let second = &cdr_of(&db, "1302", 1).await[0];
+    assert_eq!(
+        (
+            second.caller_id_number.as_str(),
+            second.hangup_cause.as_str()
+        ),
+        ("1301", "ATTENDED_TRANSFER")
+    );
+    // The target's leg moved from the second call into the first.
+    assert_eq!(first.bleg_uuid, second.bleg_uuid);
+    let caller_leg = leg_events(&mut logs, &first.uuid);
+    assert_eq!(
+        codes(&caller_leg),
+        [1, 5, 14, 16, 14, 16, 6, 15],
+        "{caller_leg:#?}"
+    );
+    let target_leg = leg_events(&mut logs, &second.bleg_uuid);
+    assert_eq!(
+        codes(&target_leg),
+        [2, 3, 5, 14, 16, 14, 16, 6, 15],
+        "{target_leg:#?}"
+    );
 }

@@ -14,12 +14,14 @@
 //! In a call: re-INVITE and UPDATE with an offer (hold, unhold, new address or codec) are
 //! answered per leg with music on hold to the other side; a re-INVITE without SDP gets our
 //! offer and the ACK's answer; 100rel both ways (callee reliable provisionals PRACKed, the
-//! caller's sent reliably when it supports them); DTMF in INFO played to the other leg.
+//! caller's sent reliably when it supports them); DTMF in INFO played to the other leg;
+//! blind and attended transfer by the callee (REFER, REFER with Replaces), the transferor
+//! kept informed by NOTIFY.
 //!
 //! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
 //! and a log line naming it, or refuses the request with a Warning, never pretending): the
-//! other dialplan actions, gateways, REFER, session timers, initial INVITEs without SDP
-//! (488).
+//! other dialplan actions, gateways, transfer by the caller, session timers, initial INVITEs
+//! without SDP (488).
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
 use std::collections::HashMap;
@@ -1833,6 +1835,7 @@ impl Service {
             .first("Refer-To")
             .and_then(|value| NameAddr::parse_single("Refer-To", value).ok());
         let Some(refer_to) = refer_to else {
+            tracing::debug!(refer_to = ?request.headers.first("Refer-To"), "REFER refused: Refer-To does not parse");
             return refuse(self, 400, "Refer-To is missing or does not parse");
         };
         let target = uri_user(&refer_to.uri);
@@ -2142,7 +2145,13 @@ impl Service {
         call.bleg_uuid = moved.uuid;
         call.held_by = None;
         call.deadline = None;
-        call.b_published = 0;
+        // A leg from another call (attended) already had its CALLOUT and ANSWER there.
+        let new_leg = cause == HangupCause::BlindTransfer;
+        call.b_published = if new_leg {
+            0
+        } else {
+            (1 << EventCode::CallOut.code()) | (1 << EventCode::Answer.code())
+        };
         tracing::info!(uuid = %call.uuid, to = %call.b_number, "transferred");
         self.calls.by_dialog.insert(moved.dialog, key);
         self.start_media(key);
@@ -2405,7 +2414,29 @@ fn parse_info_dtmf(body: &[u8]) -> Option<(char, u32)> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_info_dtmf;
+    use super::*;
+
+    #[test]
+    fn refer_to_with_replaces() {
+        let value =
+            "<sip:1302@127.0.0.1:5060?Replaces=abc%40rswitch%3Bto-tag%3Dt1%3Bfrom-tag%3Df2>";
+        let refer_to = NameAddr::parse_single("Refer-To", value).unwrap();
+        assert_eq!(uri_user(&refer_to.uri), "1302");
+        let Uri::Sip(sip) = &refer_to.uri else {
+            panic!("a SIP URI")
+        };
+        assert_eq!(
+            sip.headers.as_deref().and_then(replaces_of),
+            Some(Replaces {
+                call_id: "abc@rswitch".into(),
+                to_tag: "t1".into(),
+                from_tag: "f2".into(),
+            })
+        );
+        assert_eq!(replaces_of("Replaces=abc%3Bto-tag%3Dt1"), None);
+        assert_eq!(replaces_of("Replaces=%zz"), None);
+        assert_eq!(replaces_of("Other=1"), None);
+    }
 
     #[test]
     fn dtmf_info_bodies() {
