@@ -535,32 +535,49 @@ async fn a_killed_server_loses_no_cdr_of_a_finished_call() {
     );
 }
 
-/// The PostgreSQL cluster of the test run (pg_virtualenv, started by `make test`), as
-/// `pg_ctlcluster` names it: (version, name).
+/// The PostgreSQL cluster of the test run, as `pg_ctlcluster` names it: (version, name).
+/// Only the throwaway cluster pg_virtualenv made for `make test` qualifies: the one on the
+/// port of `RSWITCH_TEST_PG_URL`, made by pg_virtualenv (its private registry, or the
+/// marker it leaves in /etc/postgresql).
 fn test_cluster() -> (String, String) {
-    // pg_virtualenv's private cluster registry: never stop a cluster of the machine.
-    assert!(
-        std::env::var_os("PG_CLUSTER_CONF_ROOT").is_some(),
-        "this test stops and restarts PostgreSQL, so it runs only against the throwaway \
-         cluster of `make test` (pg_virtualenv), not a server named by RSWITCH_TEST_PG_URL"
-    );
+    let url = postgres_admin_url();
+    let port = url
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|host_port| host_port.rsplit_once(':'))
+        .map(|(_, port)| port.to_owned())
+        .unwrap_or_else(|| "5432".to_owned());
     let out = Command::new("pg_lsclusters")
         .arg("-h")
         .output()
         .unwrap_or_else(|e| panic!("pg_lsclusters: {e}: apt-get install postgresql-common"));
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut clusters = text.lines().filter_map(|line| {
-        let mut cells = line.split_whitespace();
-        Some((cells.next()?.to_owned(), cells.next()?.to_owned()))
-    });
-    match (clusters.next(), clusters.next()) {
-        (Some(cluster), None) => cluster,
-        _ => panic!(
-            "this test stops and restarts PostgreSQL, so it needs the throwaway cluster that \
-             `make test` starts with pg_virtualenv (exactly one cluster in pg_lsclusters); \
-             found: {text:?}"
-        ),
-    }
+    let private_registry = std::env::var_os("PG_CLUSTER_CONF_ROOT").is_some();
+    text.lines()
+        .filter_map(|line| {
+            let mut cells = line.split_whitespace();
+            Some((
+                cells.next()?.to_owned(),
+                cells.next()?.to_owned(),
+                cells.next()?.to_owned(),
+            ))
+        })
+        .find(|(version, name, cluster_port)| {
+            *cluster_port == port
+                && (private_registry
+                    || Path::new(&format!(
+                        "/etc/postgresql/{version}/{name}/.by_pg_virtualenv"
+                    ))
+                    .exists())
+        })
+        .map(|(version, name, _)| (version, name))
+        .unwrap_or_else(|| {
+            panic!(
+                "this test stops and restarts PostgreSQL, so it runs only against the \
+                 throwaway cluster `make test` makes with pg_virtualenv (port {port}), not a \
+                 server named by RSWITCH_TEST_PG_URL; clusters: {text:?}"
+            )
+        })
 }
 
 fn pg_ctlcluster(cluster: &(String, String), action: &str) {
