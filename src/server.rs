@@ -257,6 +257,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             },
             local_sip,
             media_ip: advertised_ip,
+            sounds: config.sounds.clone(),
             ..SipServiceConfig::default()
         },
         sip_transport,

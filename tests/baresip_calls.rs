@@ -333,3 +333,252 @@ async fn baresip_pcmu_to_baresip_g722_is_transcoded_both_ways() {
     assert_eq!(cdr.write_codec, "G722", "{cdr:?}");
     assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
 }
+
+/// The dialplan actions that play to a caller, heard by a real phone: extension 1000 dials
+/// 2001, whose route answers, sends DTMF 1 5 9, plays a ring tone (a 440 Hz WAV), announces
+/// extension 1001's job number from the shipped prompts, records, waits and hangs up. The
+/// phone's recording carries the ring tone and the speech after it, its log the digits; the
+/// recording named by the CDR carries the phone's own tone. Then 1000 dials 3001, a feature
+/// code that logs it in as an agent and sets it busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
+    use rswitch::store::{
+        Action, BaseConfigEntry, ConditionField, RingTone, Route, RouteDetail, TimeCondition,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let records = path.join("records");
+    let ring_file = path.join("ring-440.wav");
+    tone_wav(&ring_file, 440.0, 8000, 1);
+    {
+        let status = rswitch_command(path).arg("migrate").status().unwrap();
+        assert!(status.success());
+        let db = Store::connect(
+            &format!("sqlite://{}", path.join("rswitch.db").display()),
+            &ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        rswitch::store::seed::seed(&db, None).await.unwrap();
+        let mut record_path = db
+            .all::<BaseConfigEntry>()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.key == "record_path")
+            .expect("a seeded record_path");
+        record_path.value = records.display().to_string();
+        db.update(&record_path).await.unwrap();
+        let ring = db
+            .insert(&RingTone {
+                id: 0,
+                name: "beep".into(),
+                description: String::new(),
+                file_path: ring_file.display().to_string(),
+            })
+            .await
+            .unwrap();
+        for (pattern, details) in [
+            (
+                "^(2001)$",
+                vec![
+                    (Action::Answer, ""),
+                    (Action::Dtmf, "159"),
+                    (Action::Playring, ""),
+                    (Action::Jobnum, "1001"),
+                    (Action::Record, ""),
+                    (Action::Sleep, "1500"),
+                    (Action::Hangup, ""),
+                ],
+            ),
+            (
+                "^(3001)$",
+                vec![(Action::AgentLogin, ""), (Action::AgentBusy, "")],
+            ),
+        ] {
+            let route = db
+                .insert(&Route {
+                    id: 0,
+                    name: pattern.into(),
+                    condition_field: ConditionField::DestinationNumber,
+                    pattern: pattern.into(),
+                    sequence: 0,
+                    enabled: true,
+                    continue_on_fail: false,
+                    time_condition: TimeCondition::Always,
+                })
+                .await
+                .unwrap();
+            for (sequence, (action, data)) in details.into_iter().enumerate() {
+                db.insert(&RouteDetail {
+                    id: 0,
+                    route_id: route,
+                    name: String::new(),
+                    action,
+                    data: data.into(),
+                    ring_id: (action == Action::Playring).then_some(ring),
+                    sequence: sequence as i64,
+                    is_external: false,
+                    gateway_group_id: None,
+                    gateway_id: None,
+                    area_enabled: false,
+                })
+                .await
+                .unwrap();
+            }
+        }
+        db.close().await;
+    }
+    let config = path.join("rswitch.toml");
+    std::fs::write(&config, "[events]\nlog = true\n").unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&config).env(
+        "RSWITCH_SOUNDS_DIR",
+        format!("{}/sounds", env!("CARGO_MANIFEST_DIR")),
+    );
+    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
+    let sip = listeners["sip_udp"].clone();
+    tone_wav(&path.join("caller.wav"), 600.0, 8000, 30);
+    let phone = Phone::start(
+        path,
+        &sip,
+        "1000",
+        &path.join("caller.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let db = Store::connect(
+        &format!("sqlite://{}", path.join("rswitch.db").display()),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !registered(&db, &["1000"]).await {
+        assert!(
+            Instant::now() < deadline,
+            "no registration:\n{}",
+            phone.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phone.command("dial", &format!("sip:2001@{sip}"));
+    // The route hangs up by itself: wait for its CDR.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cdr = loop {
+        let rows = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
+        if let Some(cdr) = rows.into_iter().find(|c| c.destination_number == "2001") {
+            break cdr;
+        }
+        assert!(Instant::now() < deadline, "no CDR:\n{}", phone.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = phone.log();
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING", "{cdr:?}");
+    // What the phone heard: the ring tone (1 s of 440 Hz), then speech.
+    let heard = phone.received();
+    let rate = heard.sample_rate as usize;
+    let windows: Vec<(f64, f64)> = heard
+        .samples
+        .chunks_exact(rate / 5)
+        .map(|w| {
+            let energy = w.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / w.len() as f64;
+            (tone_share(w, heard.sample_rate, 440.0), energy)
+        })
+        .collect();
+    let ring_windows = windows.iter().filter(|(share, _)| *share > 0.9).count();
+    assert!(
+        (3..=6).contains(&ring_windows),
+        "about a second of the 440 Hz ring tone: {ring_windows} windows of 200 ms\n{windows:?}"
+    );
+    let last_ring = windows.iter().rposition(|(share, _)| *share > 0.9).unwrap();
+    let speech = windows[last_ring + 1..]
+        .iter()
+        .filter(|(share, energy)| *share < 0.5 && *energy > 1e5)
+        .count();
+    assert!(
+        speech >= 5,
+        "the job-number announcement follows the ring tone (at least a second of speech): {speech}\n{windows:?}"
+    );
+    // baresip logs each RFC 4733 event it receives, start and end.
+    // (Its status line shares lines with other output: look for the text anywhere.)
+    let received: Vec<String> = log
+        .split("received event: ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once(')')
+                .map(|(event, _)| format!("received event: {event})"))
+        })
+        .collect();
+    assert_eq!(
+        received,
+        [
+            "received event: '1' (end=0)",
+            "received event: '1' (end=1)",
+            "received event: '5' (end=0)",
+            "received event: '5' (end=1)",
+            "received event: '9' (end=0)",
+            "received event: '9' (end=1)",
+        ],
+        "{log}"
+    );
+    // The recording the CDR names: the phone's 600 Hz tone, about the 1.5 s of the sleep.
+    assert!(
+        cdr.recording_path
+            .starts_with(&records.display().to_string())
+            && cdr.recording_path.ends_with(&format!("{}.wav", cdr.uuid)),
+        "{cdr:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        let audio = std::fs::read(&cdr.recording_path)
+            .ok()
+            .and_then(|bytes| wav::read(&bytes, 64 << 20).ok())
+            .filter(|a| !a.samples.is_empty());
+        if let Some(audio) = audio {
+            break audio;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished recording at {}",
+            cdr.recording_path
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seconds = recorded.samples.len() as f64 / f64::from(recorded.sample_rate);
+    assert!((1.0..4.0).contains(&seconds), "{seconds} s recorded");
+    let share = tone_share(&recorded.samples, recorded.sample_rate, 600.0);
+    assert!(share > 0.8, "the caller's tone in the recording: {share}");
+    // PLAYRING and PLAYSTOP around the ring tone and the announcement.
+    let events: Vec<u64> = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let codes: Vec<u64> = logs
+                .seen
+                .iter()
+                .filter(|l| l["fields"]["message"] == "call event")
+                .filter_map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l["fields"]["event"].as_str()?).ok()
+                })
+                .filter(|e| e["uuid"] == cdr.uuid.as_str())
+                .filter_map(|e| e["evt_name"].as_u64())
+                .collect();
+            if codes.contains(&15) || Instant::now() > deadline {
+                break codes;
+            }
+            logs.wait_for("call event", Duration::from_millis(200));
+        }
+    };
+    assert_eq!(events, [1, 5, 8, 9, 8, 9, 6, 15], "{events:?}");
+
+    // The agent feature code: logged in, busy; after the call its call state is ready.
+    phone.command("dial", &format!("sip:3001@{sip}"));
+    let changed = logs
+        .wait_for_with(Duration::from_secs(10), |line| {
+            line["fields"]["message"] == "agent state"
+                && line["fields"]["extension"] == "1000"
+                && line["fields"]["seat_status"] == "busy"
+        })
+        .unwrap_or_else(|| panic!("no agent state change:\n{}", phone.log()));
+    assert_eq!(changed["fields"]["seat_state"], "up");
+}

@@ -38,6 +38,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("RSWITCH_SIP_WSS", "sip.wss"),
     ("RSWITCH_EXTERNAL_IP", "sip.external_ip"),
     ("RSWITCH_RTP_PORTS", "rtp.ports"),
+    ("RSWITCH_SOUNDS_DIR", "sounds.dir"),
     ("RSWITCH_REDIS_URL", "redis.url"),
     ("RSWITCH_ADMIN_PASSWORD", "admin.initial_password"),
 ];
@@ -54,7 +55,17 @@ pub struct Config {
     pub redis: RedisConfig,
     pub admin: AdminConfig,
     pub events: EventsConfig,
+    pub sounds: SoundsConfig,
     pub shutdown: ShutdownConfig,
+}
+
+/// Where the built-in prompts are (job numbers, …).
+#[derive(Debug, Clone)]
+pub struct SoundsConfig {
+    /// The directory holding one subdirectory per language (`zh`, `en`).
+    pub dir: PathBuf,
+    /// The language whose prompts are played.
+    pub language: String,
 }
 
 /// The in-process call event bus.
@@ -585,6 +596,23 @@ impl Layered {
             rtp: RtpConfig { ports },
             redis,
             admin,
+            sounds: SoundsConfig {
+                dir: PathBuf::from(self.string("sounds.dir")?),
+                language: {
+                    let language = self.string("sounds.language")?;
+                    if language.is_empty()
+                        || !language
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    {
+                        return Err(self.invalid(
+                            "sounds.language",
+                            "must be a language directory name such as zh or en",
+                        ));
+                    }
+                    language
+                },
+            },
             events: EventsConfig {
                 log: self.boolean("events.log")?,
                 queue: self.unsigned("events.queue", 16..=1_000_000)? as usize,

@@ -56,8 +56,15 @@ pub enum FeedSpec {
     Silence,
     /// Another endpoint of the same call (a bridge).
     Endpoint(EndpointId),
-    Tone(super::tones::TonePlayer),
-    Play(super::shard::Player),
+    /// A tone, generated at the rate the leg's encoder runs at.
+    Tone(super::tones::ToneSpec),
+    /// Mono audio at `rate`, converted once to the leg's rate; `PlaybackDone` at its end
+    /// (never, when looping).
+    Play {
+        samples: Arc<[i16]>,
+        rate: u32,
+        looping: bool,
+    },
 }
 
 /// What the engine reports.
@@ -624,8 +631,24 @@ impl Thread {
                     Some(leg) => {
                         let feed = match feed {
                             FeedSpec::Silence => Ok(Feed::Silence),
-                            FeedSpec::Tone(tone) => Ok(Feed::Tone(tone)),
-                            FeedSpec::Play(player) => Ok(Feed::Play(player)),
+                            FeedSpec::Tone(spec) => self
+                                .shard
+                                .encoder_rate(leg)
+                                .map(|rate| Feed::Tone(super::tones::TonePlayer::new(spec, rate)))
+                                .map_err(|error| error.to_string()),
+                            FeedSpec::Play {
+                                samples,
+                                rate,
+                                looping,
+                            } => self
+                                .shard
+                                .encoder_rate(leg)
+                                .map(|leg_rate| {
+                                    Feed::Play(super::shard::Player::new(
+                                        &samples, rate, leg_rate, looping,
+                                    ))
+                                })
+                                .map_err(|error| error.to_string()),
                             FeedSpec::Endpoint(source) => match self.leg_of(source) {
                                 Some(source) => Ok(Feed::Leg(source)),
                                 None => Err(format!(
@@ -896,10 +919,7 @@ mod tests {
         engine
             .set_feed(
                 a.id,
-                FeedSpec::Tone(crate::media::tones::TonePlayer::new(
-                    crate::media::tones::ToneSpec::china_dial(),
-                    8000,
-                )),
+                FeedSpec::Tone(crate::media::tones::ToneSpec::china_dial()),
             )
             .unwrap();
         let mut buffer = [0u8; 2048];

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::agents::{AgentChange, CallState};
 use super::causes::HangupCause;
 use super::dialplan::{self, Execution, Next};
 use super::sip_service::Service;
@@ -37,7 +38,7 @@ use crate::events::{CallEvent, EventCode, LegDirection};
 use crate::media::continuity::LatchPolicy;
 use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
-use crate::media::tones::{TonePlayer, ToneSpec};
+use crate::media::tones::ToneSpec;
 use crate::sip::dialog::{DialogError, DialogEvent, DialogId, Misuse, Outgoing, has_option_tag};
 use crate::sip::message::{Header, Method, NameAddr, Request, Response, Uri, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
@@ -142,6 +143,11 @@ pub(crate) struct Call {
     transfer: Option<Transfer>,
     /// Dialogs of legs that left the call (a transferor): their BYE is just answered.
     detached: Vec<DialogId>,
+    /// The caller's endpoint whose prompt must end before the next detail.
+    waiting_playback: Option<crate::media::io::EndpointId>,
+    /// The `record` action's file.
+    recording: Option<super::actions::ActiveRecording>,
+    recording_path: String,
     /// Which side holds the other (the side that sent sendonly/inactive).
     held_by: Option<Side>,
     b_number: String,
@@ -392,6 +398,9 @@ impl Service {
             b_destination: None,
             transfer: None,
             detached: Vec::new(),
+            waiting_playback: None,
+            recording: None,
+            recording_path: String::new(),
             b_number: String::new(),
             call_timeout: DEFAULT_CALL_TIMEOUT,
             deadline: None,
@@ -489,6 +498,33 @@ impl Service {
                         return;
                     }
                 }
+                Action::Dtmf
+                | Action::Playring
+                | Action::Record
+                | Action::Jobnum
+                | Action::AgentLogin
+                | Action::AgentLogout
+                | Action::AgentIdle
+                | Action::AgentBusy
+                | Action::AgentReady => {
+                    let outcome =
+                        self.run_media_action(key, step.action, &step.data, step.rule.ring_id, now);
+                    let Some(call) = self.calls.calls.get_mut(&key) else {
+                        return;
+                    };
+                    match outcome {
+                        super::actions::Outcome::Done => call.execution.succeeded(),
+                        super::actions::Outcome::Wait(until) => {
+                            call.execution.succeeded();
+                            call.deadline = Some(until);
+                            return;
+                        }
+                        super::actions::Outcome::Failed(cause) => {
+                            call.waiting_playback = None;
+                            call.execution.failed(cause);
+                        }
+                    }
+                }
                 _ => {
                     call.execution.failed(HangupCause::ServiceNotImplemented);
                 }
@@ -571,6 +607,8 @@ impl Service {
             tracing::info!(uuid = %call.uuid, callee = %number, forks = call.forks.len(), "ringing");
         }
         self.publish(key, Side::Callee, EventCode::CallOut, "");
+        self.agents
+            .apply(number, AgentChange::CallState(CallState::Ring));
         true
     }
 
@@ -847,6 +885,12 @@ impl Service {
                     self.publish(key, Side::Caller, code, "");
                     self.publish(key, Side::Callee, code, "");
                 }
+                if let Some(call) = self.calls.calls.get(&key) {
+                    for number in [call.caller.clone(), call.b_number.clone()] {
+                        self.agents
+                            .apply(&number, AgentChange::CallState(CallState::Talking));
+                    }
+                }
                 if let Some(call) = self.calls.calls.get_mut(&key) {
                     call.execution.mark_answered();
                     tracing::info!(uuid = %call.uuid, callee = %call.b_number, "answered");
@@ -885,6 +929,15 @@ impl Service {
 
     /// Joins the two media endpoints once both have agreed media.
     fn start_media(&mut self, key: CallKey) {
+        if let Some(call) = self.calls.calls.get_mut(&key)
+            && let Some(mut active) = call.recording.take()
+        {
+            let (callee, caller) = (call.b_endpoint.map(|e| e.id), None);
+            self.attach_recording_sinks(caller, callee, &mut active);
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.recording = Some(active);
+            }
+        }
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
@@ -1247,7 +1300,7 @@ impl Service {
         if let Some(other) = other {
             let feed = if holding {
                 tracing::info!(%uuid, by = ?side, "hold: music on hold to the other side");
-                FeedSpec::Tone(TonePlayer::new(music_on_hold(), 8000))
+                FeedSpec::Tone(music_on_hold())
             } else {
                 if was_held_by == Some(side) {
                     tracing::info!(%uuid, by = ?side, "unhold");
@@ -1492,7 +1545,12 @@ impl Service {
                     call.execution.failed(HangupCause::NoAnswer);
                     self.run_details(key, now);
                 }
-                Stage::Routing => self.run_details(key, now),
+                Stage::Routing => {
+                    if call.waiting_playback.take().is_some() {
+                        self.publish(key, Side::Caller, EventCode::PlayStop, "");
+                    }
+                    self.run_details(key, now);
+                }
                 Stage::Bridged if call.transfer.is_some() => {
                     self.transfer_failed(key, 480, now);
                 }
@@ -1548,6 +1606,15 @@ impl Service {
         for endpoint in [call.a_endpoint, call.b_endpoint].into_iter().flatten() {
             self.media.close(endpoint.id);
         }
+        if let Some(active) = call.recording.take() {
+            super::actions::finish_recording(active);
+        }
+        for number in [&call.caller, &call.b_number] {
+            if !number.is_empty() && self.agents.get(number).call_state != CallState::Ready {
+                self.agents
+                    .apply(number, AgentChange::CallState(CallState::Ready));
+            }
+        }
         let end = now_utc();
         let cause = call.cause.unwrap_or(HangupCause::NormalClearing);
         let codec = |agreed: &Option<AgreedAudio>| {
@@ -1583,7 +1650,7 @@ impl Service {
             read_codec: codec(&call.a_agreed),
             write_codec: codec(&call.b_agreed),
             gateway: String::new(),
-            recording_path: String::new(),
+            recording_path: call.recording_path.clone(),
         };
         tracing::info!(uuid = %call.uuid, cause = cause.name(), "call ended");
         let (durable, acknowledged) = tokio::sync::oneshot::channel();
@@ -1648,13 +1715,20 @@ impl Service {
 
 impl Service {
     /// Publishes `code` for one leg of call `key`. Progress events (ringing, answer, bridge…)
-    /// go out once per leg; DTMF, hold and unhold each time.
+    /// go out once per leg; DTMF, hold, unhold and playback each time.
     fn publish(&mut self, key: CallKey, side: Side, code: EventCode, dtmf: &str) {
         let domain = self.local_sip.ip().to_string();
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        let repeatable = matches!(code, EventCode::Dtmf | EventCode::Hold | EventCode::Unhold);
+        let repeatable = matches!(
+            code,
+            EventCode::Dtmf
+                | EventCode::Hold
+                | EventCode::Unhold
+                | EventCode::PlayRing
+                | EventCode::PlayStop
+        );
         let published = match side {
             Side::Caller => &mut call.a_published,
             Side::Callee => &mut call.b_published,
@@ -1745,6 +1819,20 @@ impl Service {
 
     /// An event of the media threads: a DTMF digit received on a leg becomes a call event.
     pub(crate) fn handle_media_event(&mut self, event: crate::media::io::EndpointEvent) {
+        if let crate::media::shard::MediaEvent::PlaybackDone { .. } = event.event {
+            let waiting = self.calls.calls.iter_mut().find_map(|(key, call)| {
+                (call.waiting_playback == Some(event.endpoint)).then(|| {
+                    call.waiting_playback = None;
+                    call.deadline = None;
+                    *key
+                })
+            });
+            if let Some(key) = waiting {
+                self.publish(key, Side::Caller, EventCode::PlayStop, "");
+                self.run_details(key, Instant::now());
+            }
+            return;
+        }
         let crate::media::shard::MediaEvent::Dtmf { digit, .. } = event.event else {
             return;
         };
@@ -1953,7 +2041,7 @@ impl Service {
             self.calls.by_fork.insert(fork.tsx, key);
         }
         if let Some(a) = a_endpoint {
-            let ringback = FeedSpec::Tone(TonePlayer::new(ToneSpec::china_ringback(), 8000));
+            let ringback = FeedSpec::Tone(ToneSpec::china_ringback());
             if let Err(error) = self.media.set_feed(a.id, ringback) {
                 tracing::warn!(%uuid, %error, "no ringback for the transferee");
             }
@@ -2351,6 +2439,81 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+impl Service {
+    pub(crate) fn call_caller(&self, key: CallKey) -> Option<String> {
+        self.calls.calls.get(&key).map(|c| c.caller.clone())
+    }
+
+    /// (destination, caller) of call `key`.
+    pub(crate) fn call_parties(&self, key: CallKey) -> Option<(String, String)> {
+        self.calls
+            .calls
+            .get(&key)
+            .map(|c| (c.destination.clone(), c.caller.clone()))
+    }
+
+    pub(crate) fn call_uuid(&self, key: CallKey) -> Option<String> {
+        self.calls.calls.get(&key).map(|c| c.uuid.clone())
+    }
+
+    /// Whether call `key` is being recorded.
+    pub(crate) fn call_recording(&self, key: CallKey) -> bool {
+        self.calls
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.recording.is_some())
+    }
+
+    /// The caller's media endpoint, giving the caller early media (183) first when it has
+    /// none yet.
+    pub(crate) fn caller_media(&mut self, key: CallKey) -> Option<crate::media::io::EndpointId> {
+        let call = self.calls.calls.get(&key)?;
+        if !call.a_answered_sdp && self.answer_caller(key, Some(183)).is_err() {
+            return None;
+        }
+        self.calls.calls.get(&key)?.a_endpoint.map(|e| e.id)
+    }
+
+    /// The details of call `key` wait for the end of the prompt on `endpoint`.
+    pub(crate) fn note_playback(&mut self, key: CallKey, endpoint: crate::media::io::EndpointId) {
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.waiting_playback = Some(endpoint);
+        }
+    }
+
+    pub(crate) fn publish_caller_event(&mut self, key: CallKey, code: EventCode) {
+        self.publish(key, Side::Caller, code, "");
+    }
+
+    /// Starts recording call `key` into `active` (both parties, as their media exists).
+    pub(crate) fn start_recording(
+        &mut self,
+        key: CallKey,
+        mut active: super::actions::ActiveRecording,
+    ) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let (caller, callee) = (
+            call.a_endpoint
+                .filter(|_| call.a_agreed.is_some())
+                .map(|e| e.id),
+            call.b_endpoint
+                .filter(|_| call.b_agreed.is_some())
+                .map(|e| e.id),
+        );
+        let caller_missing = caller.is_none();
+        self.attach_recording_sinks(caller, callee, &mut active);
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.recording_path = active.path.display().to_string();
+            call.recording = Some(active);
+            if caller_missing {
+                tracing::debug!(uuid = %call.uuid, "recording before the caller has media: its sink follows the answer");
+            }
+        }
+    }
 }
 
 /// What a held party hears until a music-on-hold prompt is configured: a soft 425 Hz tone,

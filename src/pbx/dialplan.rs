@@ -112,9 +112,11 @@ impl Step {
     /// `SERVICE_NOT_IMPLEMENTED` and a log line naming the action; they never pretend.
     pub fn is_supported(&self) -> bool {
         match self.action {
-            Action::Set | Action::Answer | Action::Sleep | Action::Hangup => true,
-            Action::Bridge => !self.rule.is_external,
-            Action::Dtmf
+            Action::Set
+            | Action::Answer
+            | Action::Sleep
+            | Action::Hangup
+            | Action::Dtmf
             | Action::Playring
             | Action::Record
             | Action::Jobnum
@@ -122,8 +124,9 @@ impl Step {
             | Action::AgentLogout
             | Action::AgentIdle
             | Action::AgentBusy
-            | Action::AgentReady
-            | Action::Submenu
+            | Action::AgentReady => true,
+            Action::Bridge => !self.rule.is_external,
+            Action::Submenu
             | Action::Conference
             | Action::Voicemail
             | Action::Fax

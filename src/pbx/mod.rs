@@ -5,6 +5,8 @@
 //! service, hang-up causes ([`causes`]) and durable CDRs ([`cdr`]). Calls, the dialplan
 //! executor and the applications build on it in later modules.
 
+pub mod actions;
+pub mod agents;
 pub mod calls;
 pub mod causes;
 pub mod cdr;

@@ -63,6 +63,10 @@ pub struct SipServiceConfig {
     pub registration_write_delay: Duration,
     /// Entries of the digest replay guard (nonce-counts remembered).
     pub auth_replay_entries: usize,
+    /// Where the built-in prompts are.
+    pub sounds: crate::config::SoundsConfig,
+    /// The agents' states, shared with the API.
+    pub agents: super::agents::AgentStates,
 }
 
 impl Default for SipServiceConfig {
@@ -78,6 +82,11 @@ impl Default for SipServiceConfig {
             force_rport: true,
             local_sip: std::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
             media_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            sounds: crate::config::SoundsConfig {
+                dir: std::path::PathBuf::from("sounds"),
+                language: "zh".to_owned(),
+            },
+            agents: super::agents::AgentStates::default(),
         }
     }
 }
@@ -159,6 +168,8 @@ pub async fn run(
         persist: persist_tx,
         server_name: config.server_name,
         force_rport: config.force_rport,
+        sounds: config.sounds,
+        agents: config.agents,
     };
     loop {
         let deadline = service.next_deadline();
@@ -210,6 +221,8 @@ pub(crate) struct Service {
     persist: mpsc::UnboundedSender<BindingChange>,
     pub(crate) server_name: String,
     force_rport: bool,
+    pub(crate) sounds: crate::config::SoundsConfig,
+    pub(crate) agents: super::agents::AgentStates,
 }
 
 impl Service {

@@ -193,6 +193,29 @@ impl LogReader {
     }
 }
 
+impl LogReader {
+    /// Waits (up to `timeout`) for a log line that `matches`, looking at the lines already
+    /// seen first.
+    pub fn wait_for_with(
+        &mut self,
+        timeout: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
+            return Some(line.clone());
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if matches(&line) {
+                return Some(line);
+            }
+        }
+    }
+}
+
 /// Starts `rswitch serve` from `cmd` with JSON logs at info level, waits until it serves, and
 /// returns it with its HTTP address.
 pub fn start_server(cmd: Command) -> (Server, LogReader, String) {
