@@ -597,7 +597,13 @@ impl Layered {
             redis,
             admin,
             sounds: SoundsConfig {
-                dir: PathBuf::from(self.string("sounds.dir")?),
+                dir: {
+                    let dir = self.string("sounds.dir")?;
+                    if dir.trim().is_empty() {
+                        return Err(self.invalid("sounds.dir", "must name a directory"));
+                    }
+                    PathBuf::from(dir)
+                },
                 language: {
                     let language = self.string("sounds.language")?;
                     if language.is_empty()
@@ -828,6 +834,7 @@ mod tests {
             ("RSWITCH_SIP_WSS", "bad"),
             ("RSWITCH_EXTERNAL_IP", "not-an-ip"),
             ("RSWITCH_RTP_PORTS", "20000"),
+            ("RSWITCH_SOUNDS_DIR", " "),
             ("RSWITCH_REDIS_URL", "http://localhost"),
             ("RSWITCH_ADMIN_PASSWORD", "short"),
         ];
