@@ -168,6 +168,9 @@ enum Command {
 struct Worker {
     commands: Sender<Command>,
     waker: Arc<Waker>,
+    /// A wake-up is on its way and the thread has not drained its commands since: senders
+    /// need not wake it again (a burst of commands costs one wake-up, not one each).
+    wake_pending: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -216,12 +219,15 @@ impl MediaEngine {
             let events = events.clone();
             let cname = settings.cname.clone();
             let published = metrics.clone();
+            let wake_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let pending = wake_pending.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || run(poll, receiver, events, &cname, &published))?;
+                .spawn(move || run(poll, receiver, &pending, events, &cname, &published))?;
             workers.push(Worker {
                 commands,
                 waker,
+                wake_pending,
                 thread: Some(thread),
             });
         }
@@ -243,7 +249,8 @@ impl MediaEngine {
     fn send(&self, worker: usize, command: Command) {
         let worker = &self.workers[worker];
         // A send fails only when the thread has ended (engine stopping): nothing to do.
-        if worker.commands.send(command).is_ok() {
+        if worker.commands.send(command).is_ok() && !worker.wake_pending.swap(true, Ordering::SeqCst)
+        {
             let _ = worker.waker.wake();
         }
     }
@@ -452,6 +459,7 @@ struct Thread {
 fn run(
     poll: Poll,
     commands: Receiver<Command>,
+    wake_pending: &std::sync::atomic::AtomicBool,
     events: Sender<EndpointEvent>,
     cname: &str,
     metrics: &MediaMetrics,
@@ -490,7 +498,9 @@ fn run(
             }
             thread.receive(event.token().0, &mut buffer);
         }
-        // Commands after packets: a burst of them never delays the audio much.
+        // Commands after packets: a burst of them never delays the audio much. Clearing the
+        // flag before draining: a command sent after this point wakes the thread again.
+        wake_pending.store(false, Ordering::SeqCst);
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) => {

@@ -24,7 +24,8 @@
 //! without SDP (488).
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -57,7 +58,7 @@ pub(crate) const ALLOWED_IN_CALLS: &str =
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Names a call in the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallKey(pub u64);
 
 /// One callee fork of a bridge.
@@ -206,11 +207,14 @@ pub(crate) struct Calls {
     by_invite: HashMap<TsxId, CallKey>,
     by_fork: HashMap<TsxId, CallKey>,
     by_dialog: HashMap<DialogId, CallKey>,
+    /// Every call deadline set, earliest first (stale ones are skipped when due).
+    deadlines: BinaryHeap<Reverse<(Instant, CallKey)>>,
 }
 
 impl Calls {
+    /// The earliest deadline set (one no longer in force only wakes the service early).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.calls.values().filter_map(|c| c.deadline).min()
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     pub(crate) fn owns_invite(&self, tsx: TsxId) -> Option<CallKey> {
@@ -486,7 +490,9 @@ impl Service {
                 }
                 Action::Sleep => {
                     let millis = step.data.trim().parse::<u64>().unwrap_or(1000).min(60_000);
-                    call.deadline = Some(now + Duration::from_millis(millis));
+                    let at = now + Duration::from_millis(millis);
+                    call.deadline = Some(at);
+                    self.calls.deadlines.push(Reverse((at, key)));
                     call.execution.succeeded();
                     return;
                 }
@@ -517,6 +523,7 @@ impl Service {
                         super::actions::Outcome::Wait(until) => {
                             call.execution.succeeded();
                             call.deadline = Some(until);
+                            self.calls.deadlines.push(Reverse((until, key)));
                             return;
                         }
                         super::actions::Outcome::Failed(cause) => {
@@ -593,7 +600,9 @@ impl Service {
         call.b_number = number.to_owned();
         call.bleg_uuid = new_uuid();
         call.stage = Stage::Ringing;
-        call.deadline = Some(now + call.call_timeout);
+        let at = now + call.call_timeout;
+        call.deadline = Some(at);
+        self.calls.deadlines.push(Reverse((at, key)));
         let caller = call.caller.clone();
         let forks = self.send_forks(&caller, number, bindings, &b_offer, now);
         if forks.is_empty() {
@@ -1513,13 +1522,22 @@ impl Service {
 
     /// Timers: ringing past `call_timeout`, the end of a `sleep`.
     pub(crate) fn handle_call_timeouts(&mut self, now: Instant) {
-        let due: Vec<CallKey> = self
-            .calls
-            .calls
-            .iter()
-            .filter(|(_, c)| c.deadline.is_some_and(|d| d <= now))
-            .map(|(k, _)| *k)
-            .collect();
+        // The heap holds every deadline ever set; one still in force is the call's current one.
+        let mut due: Vec<CallKey> = Vec::new();
+        while let Some(&Reverse((at, key))) = self.calls.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.calls.deadlines.pop();
+            let current = self
+                .calls
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.deadline.is_some_and(|d| d <= now));
+            if current && !due.contains(&key) {
+                due.push(key);
+            }
+        }
         for key in due {
             let Some(call) = self.calls.calls.get_mut(&key) else {
                 continue;
@@ -2050,6 +2068,7 @@ impl Service {
             return;
         };
         call.deadline = Some(now + timeout);
+        self.calls.deadlines.push(Reverse((now + timeout, key)));
         call.transfer = Some(Transfer {
             transferor_dialog: dialog,
             transferor_destination: destination,
