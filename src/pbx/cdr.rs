@@ -184,25 +184,15 @@ pub async fn replay(spool: &CdrSpool, store: &Store) -> usize {
     total
 }
 
-/// The writer task: spool (group commit), acknowledge, insert, remove; retry while the
-/// database is down. Ends when every sender is dropped and the queue is written.
+/// The writer task: spool (group commit) and acknowledge; the inserts into the database run
+/// in a task of their own ([`run_inserter`]), so a slow or absent database never delays the
+/// acknowledgements (a BYE's 200 waits for one). Ends when every sender is dropped and the
+/// queue is written.
 pub async fn run_writer(spool: CdrSpool, store: Store, mut jobs: mpsc::UnboundedReceiver<CdrJob>) {
     replay(&spool, &store).await;
-    let mut backlog = false;
-    loop {
-        let first = if backlog {
-            match tokio::time::timeout(RETRY_INTERVAL, jobs.recv()).await {
-                Ok(Some(job)) => Some(job),
-                Ok(None) => None,
-                Err(_) => {
-                    backlog = replay(&spool, &store).await == 0 && !spool_is_empty(&spool);
-                    continue;
-                }
-            }
-        } else {
-            jobs.recv().await
-        };
-        let Some(first) = first else { break };
+    let (spooled, files) = mpsc::unbounded_channel();
+    let inserter = tokio::spawn(run_inserter(spool.clone(), store.clone(), files));
+    while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -217,8 +207,10 @@ pub async fn run_writer(spool: CdrSpool, store: Store, mut jobs: mpsc::Unbounded
             to_disk.write_batch(&refs).map(|path| (path, cdrs))
         })
         .await;
-        let (path, cdrs) = match written {
-            Ok(Ok(done)) => done,
+        match written {
+            Ok(Ok(file)) => {
+                let _ = spooled.send(file);
+            }
             Ok(Err(error)) => {
                 // The disk refused: the database is the only place left; try it directly.
                 tracing::error!(%error, "CDRs could not be spooled to disk; writing them to the database directly");
@@ -226,36 +218,61 @@ pub async fn run_writer(spool: CdrSpool, store: Store, mut jobs: mpsc::Unbounded
                 if let Err(error) = insert_batch(&store, &cdrs).await {
                     tracing::error!(%error, lost = cdrs.len(), "CDRs lost: neither disk nor database took them");
                 }
-                for job in batch {
-                    if let Some(durable) = job.durable {
-                        let _ = durable.send(());
-                    }
-                }
-                continue;
             }
             Err(error) => {
                 tracing::error!(%error, "the CDR spool task failed");
                 continue;
             }
-        };
+        }
         for job in batch {
             if let Some(durable) = job.durable {
                 let _ = durable.send(());
             }
         }
-        if backlog {
-            // Older files first: keep the order; this one waits its turn.
+    }
+    drop(spooled);
+    let _ = inserter.await;
+}
+
+/// Inserts spooled batches into the database in order and removes their files. When the
+/// database refuses, the batches stay spooled: every [`RETRY_INTERVAL`] the whole spool is
+/// replayed (oldest first), and batches arriving meanwhile wait in it too. Inserts are
+/// idempotent (by uuid), so a batch both replayed and received is written once.
+async fn run_inserter(
+    spool: CdrSpool,
+    store: Store,
+    mut files: mpsc::UnboundedReceiver<(std::path::PathBuf, Vec<Cdr>)>,
+) {
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match retry_at {
+            Some(at) => match tokio::time::timeout_at(at, files.recv()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    let still_waiting = replay(&spool, &store).await == 0 && !spool_is_empty(&spool);
+                    retry_at = still_waiting.then(|| tokio::time::Instant::now() + RETRY_INTERVAL);
+                    continue;
+                }
+            },
+            None => files.recv().await,
+        };
+        let Some((path, cdrs)) = next else { break };
+        if retry_at.is_some() {
+            // Older files first: this one waits in the spool for the replay.
             continue;
         }
         match insert_batch(&store, &cdrs).await {
-            Ok(_) => {
-                if let Err(error) = spool.remove(&path) {
+            Ok(_) => match spool.remove(&path) {
+                Ok(()) => {}
+                // A replay took it already.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
                     tracing::warn!(%error, file = %path.display(), "a written CDR spool file stays");
                 }
-            }
+            },
             Err(error) => {
                 tracing::warn!(%error, waiting = cdrs.len(), "the database refused CDRs; they stay spooled and are retried");
-                backlog = true;
+                retry_at = Some(tokio::time::Instant::now() + RETRY_INTERVAL);
             }
         }
     }
