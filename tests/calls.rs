@@ -861,3 +861,26 @@ async fn blind_and_attended_transfer_among_three_phones() {
         "{target_leg:#?}"
     );
 }
+
+/// A caller that never ACKs the 200: rswitch retransmits it for 64×T1 (32 s), then ends the
+/// call (BYE both ways) with `RECOVERY_ON_TIMER_EXPIRE`, freeing its media; no call is left
+/// holding ports forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_200_is_never_acked_is_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    call(
+        path,
+        &target,
+        "1000",
+        "1001",
+        "uac_no_ack",
+        Some("uas_answer"),
+    );
+    let cdr = &cdr_of(&db, "1001", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "RECOVERY_ON_TIMER_EXPIRE", "{cdr:?}");
+    assert!(cdr.duration >= 30, "{cdr:?}");
+}

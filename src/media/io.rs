@@ -249,7 +249,8 @@ impl MediaEngine {
     fn send(&self, worker: usize, command: Command) {
         let worker = &self.workers[worker];
         // A send fails only when the thread has ended (engine stopping): nothing to do.
-        if worker.commands.send(command).is_ok() && !worker.wake_pending.swap(true, Ordering::SeqCst)
+        if worker.commands.send(command).is_ok()
+            && !worker.wake_pending.swap(true, Ordering::SeqCst)
         {
             let _ = worker.waker.wake();
         }

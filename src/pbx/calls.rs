@@ -40,7 +40,9 @@ use crate::media::continuity::LatchPolicy;
 use crate::media::io::{Endpoint, FeedSpec};
 use crate::media::shard::{Codec, LegConfig};
 use crate::media::tones::ToneSpec;
-use crate::sip::dialog::{DialogError, DialogEvent, DialogId, Misuse, Outgoing, has_option_tag};
+use crate::sip::dialog::{
+    DialogError, DialogEvent, DialogId, Misuse, Outgoing, TerminationReason, has_option_tag,
+};
 use crate::sip::message::{Header, Method, NameAddr, Request, Response, Uri, reason_phrase};
 use crate::sip::peer::{Peer, TransportKind};
 use crate::sip::sdp::negotiate::{
@@ -1723,8 +1725,48 @@ impl Service {
                 }
                 let _ = self.dialogs.terminate(dialog);
             }
-            DialogEvent::Terminated { dialog, .. } => {
-                self.calls.by_dialog.remove(&dialog);
+            DialogEvent::AckTimeout { dialog } => {
+                // Our 2xx was never ACKed (the peer gave up, or it is gone): the call ends,
+                // or it would hold its media ports forever.
+                let key = self.calls.by_dialog.get(&dialog).copied().filter(|key| {
+                    self.calls
+                        .calls
+                        .get(key)
+                        .is_some_and(|c| c.a_dialog == Some(dialog) || c.b_dialog == Some(dialog))
+                });
+                match key {
+                    Some(key) => {
+                        // BYE to both sides (RFC 3261 §13.3.1.4); the dialogs end with it.
+                        tracing::info!(?dialog, "no ACK for our 2xx: the call is ended");
+                        self.hang_up(key, HangupCause::RecoveryOnTimerExpire, now);
+                    }
+                    None => {
+                        let _ = self.dialogs.terminate(dialog);
+                    }
+                }
+            }
+            DialogEvent::Terminated { dialog, reason } => {
+                let key = self.calls.by_dialog.remove(&dialog);
+                // A party that no longer answers in its dialog (481 or 408 to our request, a
+                // request that timed out) is gone: the call ends with it.
+                let lost = matches!(
+                    reason,
+                    TerminationReason::PeerEnded { .. } | TerminationReason::NoResponse
+                );
+                if let Some(key) = key
+                    && lost
+                    && self.calls.calls.get(&key).is_some_and(|c| {
+                        c.stage == Stage::Bridged
+                            && (c.a_dialog == Some(dialog) || c.b_dialog == Some(dialog))
+                    })
+                {
+                    tracing::info!(
+                        ?dialog,
+                        ?reason,
+                        "a party of the call is gone: the call is ended"
+                    );
+                    self.hang_up(key, HangupCause::RecoveryOnTimerExpire, now);
+                }
             }
             _ => {}
         }

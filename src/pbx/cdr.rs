@@ -249,7 +249,8 @@ async fn run_inserter(
             Some(at) => match tokio::time::timeout_at(at, files.recv()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    let still_waiting = replay(&spool, &store).await == 0 && !spool_is_empty(&spool);
+                    let still_waiting =
+                        replay(&spool, &store).await == 0 && !spool_is_empty(&spool);
                     retry_at = still_waiting.then(|| tokio::time::Instant::now() + RETRY_INTERVAL);
                     continue;
                 }

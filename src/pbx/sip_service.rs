@@ -314,13 +314,7 @@ impl Service {
 
     fn handle_dialog_event(&mut self, event: DialogEvent) {
         let now = Instant::now();
-        match event {
-            DialogEvent::AckTimeout { dialog } => {
-                tracing::info!(?dialog, "no ACK for our 2xx: the call is ended");
-                let _ = self.dialogs.terminate(dialog);
-            }
-            other => self.handle_call_dialog_event(other, now),
-        }
+        self.handle_call_dialog_event(event, now);
     }
 
     fn handle_event(&mut self, event: TsxEvent) {
