@@ -1717,13 +1717,36 @@ impl Service {
             DialogEvent::AckReceived { dialog, request } if !request.body.is_empty() => {
                 self.handle_ack_answer(dialog, &request);
             }
-            DialogEvent::LateForkConfirmed { dialog, .. } => {
-                // A second callee answered after the first: ACK and end it (RFC 3261
-                // §13.2.2.4).
-                if let Ok(outgoing) = self.dialogs.ack(dialog) {
-                    let _ = outgoing;
+            DialogEvent::LateForkConfirmed { dialog, confirmed } => {
+                // A second callee answered after the first: ACK its 2xx and BYE it (RFC 3261
+                // §13.2.2.4), so that phone stops ringing-then-talking to nobody.
+                let key = self
+                    .calls
+                    .by_dialog
+                    .get(&dialog)
+                    .or_else(|| self.calls.by_dialog.get(&confirmed))
+                    .copied();
+                let destination = key
+                    .and_then(|key| self.calls.calls.get(&key))
+                    .and_then(|call| call.fork_by_dialog(dialog))
+                    .map(|fork| fork.destination);
+                match (key, destination) {
+                    (Some(key), Some(destination)) => {
+                        self.calls.by_dialog.insert(dialog, key);
+                        if let Some(call) = self.calls.calls.get_mut(&key) {
+                            call.detached.push(dialog);
+                        }
+                        self.send_ack(dialog, now);
+                        self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
+                    }
+                    _ => {
+                        tracing::debug!(
+                            ?dialog,
+                            "a late 2xx of another fork, not matched to its fork"
+                        );
+                        let _ = self.dialogs.terminate(dialog);
+                    }
                 }
-                let _ = self.dialogs.terminate(dialog);
             }
             DialogEvent::AckTimeout { dialog } => {
                 // Our 2xx was never ACKed (the peer gave up, or it is gone): the call ends,
