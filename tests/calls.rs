@@ -57,26 +57,8 @@ fn password_of(dir: &Path, number: &str) -> String {
 }
 
 fn read_password(dir: &Path, number: &str) -> String {
-    let Ok(url) = std::fs::read_to_string(dir.join("db-url")) else {
-        return extension_password(dir, number);
-    };
-    let out = rswitch_command(dir)
-        .env("RSWITCH_DB_URL", url.trim())
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .expect("run rswitch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8 list")
-        .lines()
-        .find(|l| l.split(',').next() == Some(number))
-        .and_then(|l| l.rsplit(',').next())
-        .unwrap_or_else(|| panic!("extension {number} is not in the list"))
-        .to_owned()
+    let url = std::fs::read_to_string(dir.join("db-url")).ok();
+    extension_password_in(dir, url.as_deref().map(str::trim), number)
 }
 
 /// An injection file: number; its authentication keyword; the number it calls.

@@ -16,34 +16,10 @@ seconds=${2:-60}
 calls=$((rate * seconds))
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 scenarios=$root/tests/sipp/call
-work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; pkill -P $$ sipp 2>/dev/null || true; rm -rf "$work"' EXIT
-
-cargo build --release --bin rswitch --manifest-path "$root/Cargo.toml" >/dev/null
-bin=$root/target/release/rswitch
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sip_port=$(free_port)
-export RSWITCH_DATA_DIR=$work/data RSWITCH_LOG=warn RSWITCH_HTTP_LISTEN=127.0.0.1:0 \
-    RSWITCH_SIP_UDP=127.0.0.1:$sip_port RSWITCH_SIP_TCP=127.0.0.1:0 RSWITCH_SIP_WS=127.0.0.1:0
-mkdir -p "$work/data"
-cat >"$work/rswitch.toml" <<EOF
-[sip]
-max_messages_per_sec_per_ip = 10000000
-EOF
-"$bin" serve --config "$work/rswitch.toml" >"$work/server.log" 2>&1 &
-server=$!
-sleep 3
-password() { "$bin" extensions list --format csv 2>/dev/null | awk -F, -v n="$1" '$1==n{print $4}'; }
-printf 'SEQUENTIAL\n1001;[authentication username=1001 password=%s];1000\n' "$(password 1001)" >"$work/callee.csv"
-printf 'SEQUENTIAL\n1000;[authentication username=1000 password=%s];1001\n' "$(password 1000)" >"$work/caller.csv"
-callee_port=$(free_port)
+# shellcheck source=benches/sipp/serve.sh
+. "$root/benches/sipp/serve.sh"
+start_callee "$calls" "$seconds"
 cd "$work"
-sipp "127.0.0.1:$sip_port" -sf "$scenarios/register.xml" -inf callee.csv -m 1 -i 127.0.0.1 \
-    -p "$callee_port" -nostdin -timeout 10s -timeout_error >/dev/null
-sipp "127.0.0.1:$sip_port" -sf "$scenarios/uas_answer.xml" -m "$calls" -i 127.0.0.1 \
-    -p "$callee_port" -buff_size 8388608 -nostdin -timeout $((seconds + 60))s >uas.out 2>&1 &
-uas=$!
-sleep 1
 cpu_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
 started=$(date +%s.%N)
 sipp "127.0.0.1:$sip_port" -sf "$scenarios/uac_talk.xml" -inf caller.csv -m "$calls" -r "$rate" \

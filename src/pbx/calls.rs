@@ -913,16 +913,7 @@ impl Service {
                 if call.forks.iter().all(|f| f.status.is_some()) {
                     // Every fork failed: the bridge failed with the most telling status
                     // (busy beats the rest, as a caller most wants to know it).
-                    let best = call
-                        .forks
-                        .iter()
-                        .filter_map(|f| f.status)
-                        .min_by_key(|&s| match s {
-                            486 | 600 => 0,
-                            603 => 1,
-                            _ => 2,
-                        })
-                        .unwrap_or(status);
+                    let best = most_telling_status(&call.forks, status);
                     call.stage = Stage::Routing;
                     call.deadline = None;
                     call.sip_code = Some(best);
@@ -2230,16 +2221,7 @@ impl Service {
             _ => {
                 transfer.forks[index].status = Some(status);
                 if transfer.forks.iter().all(|f| f.status.is_some()) {
-                    let best = transfer
-                        .forks
-                        .iter()
-                        .filter_map(|f| f.status)
-                        .min_by_key(|&s| match s {
-                            486 | 600 => 0,
-                            603 => 1,
-                            _ => 2,
-                        })
-                        .unwrap_or(status);
+                    let best = most_telling_status(&transfer.forks, status);
                     self.transfer_failed(key, best, now);
                 }
             }
@@ -2604,6 +2586,20 @@ impl Service {
 /// half a second every four seconds (quieter than ringback, so it is not taken for it).
 fn music_on_hold() -> ToneSpec {
     ToneSpec::parse("425", "500/3500", -20.0).expect("a valid tone")
+}
+
+/// The status a failed set of forks is reported with: busy beats decline beats the rest (a
+/// caller most wants to know the callee is busy); `fallback` when none has a status.
+fn most_telling_status(forks: &[Fork], fallback: u16) -> u16 {
+    forks
+        .iter()
+        .filter_map(|f| f.status)
+        .min_by_key(|&s| match s {
+            486 | 600 => 0,
+            603 => 1,
+            _ => 2,
+        })
+        .unwrap_or(fallback)
 }
 
 fn transport_name(kind: TransportKind) -> &'static str {

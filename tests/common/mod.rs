@@ -297,7 +297,20 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
 
 /// The password of extension `number`, read with `rswitch extensions list` on `data_dir`.
 pub fn extension_password(data_dir: &std::path::Path, number: &str) -> String {
-    let out = rswitch_command(data_dir)
+    extension_password_in(data_dir, None, number)
+}
+
+/// As [`extension_password`], in the database at `db_url` when given.
+pub fn extension_password_in(
+    data_dir: &std::path::Path,
+    db_url: Option<&str>,
+    number: &str,
+) -> String {
+    let mut cmd = rswitch_command(data_dir);
+    if let Some(url) = db_url {
+        cmd.env("RSWITCH_DB_URL", url);
+    }
+    let out = cmd
         .args(["extensions", "list", "--format", "csv"])
         .output()
         .expect("run rswitch");
