@@ -2,7 +2,8 @@
 //! a caller authenticates (407), rswitch routes by the seeded internal-calls route and rings
 //! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up,
 //! busy, no answer (a route that sets `call_timeout`), the caller cancelling, a blacklisted
-//! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP.
+//! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP,
+//! a late offer.
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
 //! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
@@ -396,6 +397,21 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
     assert_eq!(caller_leg[7]["dtmf"], "5");
     assert!(cdr.billsec >= 1, "{cdr:?}");
 
+    // A late offer: the caller's INVITE has no SDP; rswitch offers in the 200 and takes the
+    // answer from the ACK.
+    call(
+        path,
+        &target,
+        "1000",
+        "1012",
+        "uac_late_offer",
+        Some("uas_answer"),
+    );
+    let cdr = &cdr_of(&db, "1012", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "NORMAL_CLEARING");
+    assert_eq!(cdr.read_codec, "PCMU", "{cdr:?}");
+    assert!(cdr.billsec >= 1, "{cdr:?}");
+
     // 100rel both ways: the callee's reliable 183 with its early answer is PRACKed by
     // rswitch, the caller gets a reliable 183 of its own and PRACKs it; then 200, talk, BYE.
     call(
@@ -474,7 +490,7 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
 
     // Every call left exactly one CDR.
     let all = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
-    assert_eq!(all.len(), 9, "{all:#?}");
+    assert_eq!(all.len(), 10, "{all:#?}");
 }
 
 /// `kill -9` right after calls have ended, then a restart: every call the phones saw end has

@@ -16,12 +16,12 @@
 //! offer and the ACK's answer; 100rel both ways (callee reliable provisionals PRACKed, the
 //! caller's sent reliably when it supports them); DTMF in INFO played to the other leg;
 //! blind and attended transfer by the callee (REFER, REFER with Replaces), the transferor
-//! kept informed by NOTIFY.
+//! kept informed by NOTIFY. An initial INVITE without SDP (late offer) gets our offer in the
+//! 200 and answers in its ACK.
 //!
 //! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
 //! and a log line naming it, or refuses the request with a Warning, never pretending): the
-//! other dialplan actions, gateways, transfer by the caller, session timers, initial INVITEs
-//! without SDP (488).
+//! other dialplan actions, gateways, transfer by the caller, session timers.
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
 use std::cmp::Reverse;
@@ -125,6 +125,8 @@ pub(crate) struct Call {
     a_ringing_sent: bool,
     /// The caller supports 100rel: our provisional responses go reliably (RFC 3262).
     a_reliable: bool,
+    /// The caller's INVITE had no SDP: our 200 carries the offer, its ACK the answer.
+    a_late_offer: bool,
     /// The caller's 200, held back until the PRACK of our reliable 183 with the answer.
     a_pending_final: Option<Response>,
     /// Our offer in a 2xx to an offerless re-INVITE, waiting for the answer in the ACK.
@@ -346,8 +348,11 @@ impl Service {
             );
             return;
         }
-        let offer = if request.body.is_empty() {
-            None
+        // No body: a late offer (RFC 3261 §13.2.1): we offer in the 200, the caller answers
+        // in the ACK.
+        let a_late_offer = request.body.is_empty();
+        let offer = if a_late_offer {
+            SessionDescription::parse(b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n").ok()
         } else {
             SessionDescription::parse(&request.body).ok()
         };
@@ -355,7 +360,7 @@ impl Service {
             let mut r = Response::for_request(&request, 488, reason_phrase(488));
             r.headers.push(Header::new(
                 "Warning",
-                "399 rswitch \"an INVITE without an SDP offer is not supported yet\"",
+                "399 rswitch \"the SDP offer does not parse\"",
             ));
             self.respond_dialog(tsx, r);
             return;
@@ -389,6 +394,7 @@ impl Service {
             a_answered_reliably: false,
             a_ringing_sent: false,
             a_reliable,
+            a_late_offer,
             a_pending_final: None,
             pending_offer: None,
             answered: false,
@@ -722,9 +728,38 @@ impl Service {
                 tracing::error!(%error, "no RTP port for the caller");
             })?,
         };
-        let local = self.local_media(&endpoint);
+        let mut local = self.local_media(&endpoint);
         let call = self.calls.calls.get_mut(&key).ok_or(())?;
         call.a_endpoint = Some(endpoint);
+        if call.a_late_offer {
+            if early.is_some() {
+                // No early media without an offer to answer: the caller hears its own
+                // ringback.
+                return Err(());
+            }
+            // Our offer, the callee's codec first (pass-through when the caller takes it).
+            if let Some(current) = &call.b_agreed {
+                let name = current.codec.encoding.clone();
+                local
+                    .codecs
+                    .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
+            }
+            let sdp = offer(&local, &mut call.a_origin);
+            call.pending_offer = Some((Side::Caller, sdp.clone()));
+            call.a_answered_sdp = true;
+            call.answered = true;
+            call.answer_stamp = Some(now_utc());
+            let mut response = Response::for_request(&call.invite, 200, "OK");
+            response.headers.push(Header::new(
+                "Contact",
+                format!("<sip:{}@{}>", call.destination, self.local_sip),
+            ));
+            response.set_body("application/sdp", sdp.to_string().into_bytes());
+            let tsx = call.invite_tsx;
+            self.respond_dialog(tsx, response);
+            self.publish(key, Side::Caller, EventCode::Answer, "");
+            return Ok(());
+        }
         let prefer: Vec<_> = call.b_agreed.iter().map(|b| b.codec.clone()).collect();
         let (sdp, agreed) = match answer(&call.a_offer, &local, &prefer, &mut call.a_origin) {
             Ok(done) => done,
@@ -814,25 +849,12 @@ impl Service {
                     }
                     self.start_media(key);
                     let already = self.calls.calls.get(&key).is_some_and(|c| c.a_answered_sdp);
-                    if !already {
-                        let _ = self.answer_caller(key, Some(183));
+                    if !already && self.answer_caller(key, Some(183)).is_err() {
+                        // No early media for this caller (a late offer): it is told ringing.
+                        self.ring_caller(key);
                     }
                 } else {
-                    let call = self.calls.calls.get_mut(&key).expect("looked up above");
-                    if !call.a_answered_sdp && !call.a_ringing_sent {
-                        call.a_ringing_sent = true;
-                        let mut ringing = Response::for_request(&call.invite, 180, "Ringing");
-                        ringing.headers.push(Header::new(
-                            "Contact",
-                            format!("<sip:{}@{}>", call.destination, self.local_sip),
-                        ));
-                        if call.a_reliable {
-                            ringing.headers.push(Header::new("Require", "100rel"));
-                        }
-                        let tsx = call.invite_tsx;
-                        self.respond_dialog(tsx, ringing);
-                        self.publish(key, Side::Caller, EventCode::Ring, "");
-                    }
+                    self.ring_caller(key);
                 }
             }
             200..=299 => {
@@ -927,6 +949,28 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// A 180 to the caller (once per call), reliably when it supports 100rel.
+    fn ring_caller(&mut self, key: CallKey) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        if call.a_answered_sdp || call.a_ringing_sent {
+            return;
+        }
+        call.a_ringing_sent = true;
+        let mut ringing = Response::for_request(&call.invite, 180, "Ringing");
+        ringing.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", call.destination, self.local_sip),
+        ));
+        if call.a_reliable {
+            ringing.headers.push(Header::new("Require", "100rel"));
+        }
+        let tsx = call.invite_tsx;
+        self.respond_dialog(tsx, ringing);
+        self.publish(key, Side::Caller, EventCode::Ring, "");
     }
 
     /// Joins the two media endpoints once both have agreed media.
@@ -1260,7 +1304,18 @@ impl Service {
             .ok()
             .and_then(|sdp| agreed_from_answer(&our_offer, &sdp).ok());
         match agreed {
-            Some(agreed) => self.apply_leg_media(key, side, agreed),
+            Some(agreed) => {
+                self.apply_leg_media(key, side, agreed);
+                // A late offer's answer: the caller's endpoint is configured only now, so
+                // the callee's audio can flow to it from here on.
+                if let Some(call) = self.calls.calls.get(&key)
+                    && let (Some(a), Some(b)) = (call.a_endpoint, call.b_endpoint)
+                    && side == Side::Caller
+                    && call.held_by.is_none()
+                {
+                    let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
+                }
+            }
             None => tracing::info!(
                 uuid = %call.uuid,
                 "the ACK carried no usable answer; the leg keeps its media"
