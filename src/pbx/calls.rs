@@ -1442,14 +1442,7 @@ impl Service {
         };
         let Some(dialog) = dialog else { return };
         let cause = call.cause.unwrap_or(HangupCause::NormalClearing);
-        let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Bye) else {
-            return;
-        };
-        outgoing
-            .request
-            .headers
-            .push(Header::new("Reason", cause.reason_header()));
-        self.send_in_dialog(outgoing, destination, now);
+        self.bye_dialog(dialog, Some(destination), cause, now);
     }
 
     /// Sends a request the dialog layer built (our Via on top) to `destination`.
