@@ -258,6 +258,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             local_sip,
             media_ip: advertised_ip,
             sounds: config.sounds.clone(),
+            timers: crate::pbx::session_timer::TimerConfig {
+                session_expires: config.sip.session_expires,
+                min_se: config.sip.min_se,
+            },
             ..SipServiceConfig::default()
         },
         sip_transport,

@@ -3,7 +3,7 @@
 //! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up,
 //! busy, no answer (a route that sets `call_timeout`), the caller cancelling, a blacklisted
 //! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP,
-//! a late offer.
+//! a late offer, session timers (422, refreshes by UPDATE and re-INVITE, expiry).
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
 //! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
@@ -77,6 +77,17 @@ fn users_file(dir: &Path, name: &str, number: &str, callee: &str) -> PathBuf {
 }
 
 fn sipp_command(dir: &Path, target: &str, scenario_name: &str, port: u16) -> Command {
+    sipp_command_within(dir, target, scenario_name, port, 40)
+}
+
+/// A SIPp run that fails when its scenario takes longer than `limit_secs`.
+fn sipp_command_within(
+    dir: &Path,
+    target: &str,
+    scenario_name: &str,
+    port: u16,
+    limit_secs: u64,
+) -> Command {
     let mut cmd = Command::new(sipp());
     cmd.current_dir(dir)
         .arg(target)
@@ -85,7 +96,7 @@ fn sipp_command(dir: &Path, target: &str, scenario_name: &str, port: u16) -> Com
         .args(["-p", &port.to_string()])
         .args([
             "-timeout",
-            "40s",
+            &format!("{limit_secs}s"),
             "-timeout_error",
             "-nostdin",
             "-trace_err",
@@ -125,6 +136,25 @@ fn call(
     caller_scenario: &str,
     callee_scenario: Option<&str>,
 ) {
+    call_within(
+        dir,
+        target,
+        [caller, callee],
+        caller_scenario,
+        callee_scenario,
+        40,
+    );
+}
+
+/// [`call`] for scenarios that may take up to `limit_secs`.
+fn call_within(
+    dir: &Path,
+    target: &str,
+    [caller, callee]: [&str; 2],
+    caller_scenario: &str,
+    callee_scenario: Option<&str>,
+    limit_secs: u64,
+) {
     let port = free_udp_port();
     let callee_users = users_file(dir, &format!("callee-{callee}-{port}"), callee, caller);
     let mut uas: Option<Child> = None;
@@ -137,18 +167,18 @@ fn call(
             "the callee {callee} could not register: {}",
             errors_of(dir)
         );
-        let mut waiting = sipp_command(dir, target, callee_scenario, port);
+        let mut waiting = sipp_command_within(dir, target, callee_scenario, port, limit_secs);
         waiting.stdout(Stdio::null()).stderr(Stdio::piped());
         uas = Some(waiting.spawn().expect("start the callee"));
         std::thread::sleep(Duration::from_millis(300));
     }
     let caller_users = users_file(dir, &format!("caller-{caller}-{port}"), caller, callee);
-    let mut dial = sipp_command(dir, target, caller_scenario, free_udp_port());
+    let mut dial = sipp_command_within(dir, target, caller_scenario, free_udp_port(), limit_secs);
     dial.arg("-inf").arg(&caller_users);
     let out = run(dial);
     let caller_ok = out.status.success();
     let callee_ok = uas.map(|mut uas| {
-        let deadline = Instant::now() + Duration::from_secs(40);
+        let deadline = Instant::now() + Duration::from_secs(limit_secs);
         loop {
             if let Some(status) = uas.try_wait().unwrap() {
                 break status.success();
@@ -881,4 +911,51 @@ async fn a_call_whose_200_is_never_acked_is_ended() {
     let cdr = &cdr_of(&db, "1001", 1).await[0];
     assert_eq!(cdr.hangup_cause, "RECOVERY_ON_TIMER_EXPIRE", "{cdr:?}");
     assert!(cdr.duration >= 30, "{cdr:?}");
+}
+
+/// Session timers (RFC 4028) with rswitch's interval set to 90 s: a caller asking for 30 s
+/// gets 422 with Min-SE 90; a caller asking for 90 s and to refresh itself is granted it,
+/// refreshes once by UPDATE, then stops refreshing; the callee lets rswitch refresh and
+/// allows no UPDATE, so it gets a refreshing re-INVITE after 45 s. The call is ended by
+/// BYE to both when the caller's interval runs out (60 s after its refresh), with
+/// `RECOVERY_ON_TIMER_EXPIRE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let config = path.join("rswitch.toml");
+    std::fs::write(&config, "[sip]\nsession_expires = 90\n").unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&config);
+    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    call(path, &target, "1000", "1001", "uac_session_too_small", None);
+    let started = Instant::now();
+    call_within(
+        path,
+        &target,
+        ["1000", "1001"],
+        "uac_session_timer",
+        Some("uas_session_timer"),
+        120,
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(64),
+        "the call ended after {took:?}, before the refreshed interval ran out"
+    );
+    assert!(
+        logs.wait_for(
+            "session timer expired without a refresh: the call is ended",
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "no log line says why the call ended"
+    );
+    let cdrs = cdr_of(&db, "1001", 1).await;
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdr = &cdrs[0];
+    assert_eq!(cdr.hangup_cause, "RECOVERY_ON_TIMER_EXPIRE", "{cdr:?}");
+    assert!(cdr.billsec >= 64, "{cdr:?}");
 }

@@ -143,6 +143,10 @@ pub struct SipConfig {
     pub registration_write_delay: Duration,
     /// Entries of the digest replay guard.
     pub auth_replay_entries: usize,
+    /// Session timers (RFC 4028): the interval asked for and granted at most, seconds.
+    pub session_expires: u32,
+    /// Session timers: the shortest interval accepted (422 below), seconds.
+    pub min_se: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -541,7 +545,12 @@ impl Layered {
             ),
             auth_replay_entries: self.unsigned("sip.auth_replay_entries", 1_000..=100_000_000)?
                 as usize,
+            session_expires: self.unsigned("sip.session_expires", 90..=86_400)? as u32,
+            min_se: self.unsigned("sip.min_se", 90..=86_400)? as u32,
         };
+        if sip.session_expires < sip.min_se {
+            return Err(self.invalid("sip.session_expires", "must not be below sip.min_se"));
+        }
         if sip.max_expires < sip.min_expires {
             return Err(self.invalid("sip.max_expires", "must not be below sip.min_expires"));
         }

@@ -17,11 +17,13 @@
 //! caller's sent reliably when it supports them); DTMF in INFO played to the other leg;
 //! blind and attended transfer by the callee (REFER, REFER with Replaces), the transferor
 //! kept informed by NOTIFY. An initial INVITE without SDP (late offer) gets our offer in the
-//! 200 and answers in its ACK.
+//! 200 and answers in its ACK. Each leg runs a session timer (RFC 4028, negotiated by
+//! [`super::session_timer`]): we refresh it by UPDATE or re-INVITE, or end the call when the
+//! party that should refresh does not.
 //!
 //! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
 //! and a log line naming it, or refuses the request with a Warning, never pretending): the
-//! other dialplan actions, gateways, transfer by the caller, session timers.
+//! other dialplan actions, gateways, transfer by the caller.
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
 use std::cmp::Reverse;
@@ -33,6 +35,9 @@ use chrono::{DateTime, Utc};
 use super::agents::{AgentChange, CallState};
 use super::causes::HangupCause;
 use super::dialplan::{self, Execution, Next};
+use super::session_timer::{
+    LegTimer, Refresher, SessionExpires, UasDecision, negotiate_as_uac, negotiate_as_uas,
+};
 use super::sip_service::Service;
 use crate::clock::now_utc;
 use crate::events::{CallEvent, EventCode, LegDirection};
@@ -167,6 +172,28 @@ pub(crate) struct Call {
     /// published once per leg.
     a_published: u32,
     b_published: u32,
+    /// What the caller's INVITE asked of session timers: its 200 answers with it.
+    a_timer_answer: Option<UasDecision>,
+    /// Each leg's session timer (RFC 4028) and how it is refreshed.
+    a_session: LegSession,
+    b_session: LegSession,
+    /// Our offer in a refreshing re-INVITE, waiting for the answer in its 2xx.
+    refresh_offer: Option<(Side, SessionDescription)>,
+}
+
+/// The session timer of one leg and how to refresh it.
+#[derive(Debug, Clone, Copy, Default)]
+struct LegSession {
+    timer: Option<LegTimer>,
+    /// The party allows UPDATE: refreshes go as UPDATE without SDP, else as re-INVITE.
+    allows_update: bool,
+}
+
+/// Whether the Allow of `headers` lists UPDATE.
+fn allows_update(headers: &crate::sip::message::Headers) -> bool {
+    headers
+        .values("Allow")
+        .any(|method| method.eq_ignore_ascii_case("UPDATE"))
 }
 
 impl Call {
@@ -193,6 +220,25 @@ impl Call {
             .iter()
             .chain(transfer_forks)
             .find(|f| f.dialog == Some(dialog))
+    }
+
+    fn session_mut(&mut self, side: Side) -> &mut LegSession {
+        match side {
+            Side::Caller => &mut self.a_session,
+            Side::Callee => &mut self.b_session,
+        }
+    }
+
+    /// The earliest of the call's deadline and its legs' session timers.
+    fn due_at(&self) -> Option<Instant> {
+        [
+            self.deadline,
+            self.a_session.timer.map(|t| t.due),
+            self.b_session.timer.map(|t| t.due),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn agreed(&self, side: Side) -> Option<&AgreedAudio> {
@@ -335,6 +381,15 @@ impl Service {
         };
         let caller = verified.username.clone();
         let destination = uri_user(&request.uri);
+        // Session timers (RFC 4028 §9): too short an interval is refused with our Min-SE.
+        let timer_answer = negotiate_as_uas(&request.headers, &self.timers);
+        if let UasDecision::TooSmall { min_se } = timer_answer {
+            let mut r = Response::for_request(&request, 422, reason_phrase(422));
+            r.headers.push(Header::new("Min-SE", min_se.to_string()));
+            self.respond(tsx, r);
+            return;
+        }
+        let a_allows_update = allows_update(&request.headers);
         if let Err(error) = self.dialogs.handle_incoming_invite(tsx, &request) {
             tracing::debug!(%error, "INVITE refused by the dialog layer");
             let status = if matches!(error, crate::sip::dialog::DialogError::Capacity { .. }) {
@@ -422,6 +477,13 @@ impl Service {
             sip_code: None,
             a_published: 0,
             b_published: 0,
+            a_timer_answer: Some(timer_answer),
+            a_session: LegSession {
+                timer: None,
+                allows_update: a_allows_update,
+            },
+            b_session: LegSession::default(),
+            refresh_offer: None,
         };
         tracing::info!(uuid = %call.uuid, %caller, %destination, "call in");
         self.calls.calls.insert(key, call);
@@ -675,7 +737,12 @@ impl Service {
             headers.push(Header::new("CSeq", "1 INVITE"));
             headers.push(Header::new("Contact", format!("<sip:rswitch@{local_sip}>")));
             headers.push(Header::new("Allow", ALLOWED_IN_CALLS));
-            headers.push(Header::new("Supported", "100rel"));
+            headers.push(Header::new("Supported", "100rel, timer"));
+            headers.push(Header::new(
+                "Session-Expires",
+                self.timers.session_expires.to_string(),
+            ));
+            headers.push(Header::new("Min-SE", self.timers.min_se.to_string()));
             headers.push(Header::new("User-Agent", self.server_name.clone()));
             for path in &binding.path {
                 headers.push(Header::new("Route", path.clone()));
@@ -756,6 +823,7 @@ impl Service {
             ));
             response.set_body("application/sdp", sdp.to_string().into_bytes());
             let tsx = call.invite_tsx;
+            self.start_caller_timer(key, &mut response);
             self.respond_dialog(tsx, response);
             self.publish(key, Side::Caller, EventCode::Answer, "");
             return Ok(());
@@ -788,6 +856,9 @@ impl Service {
             call.a_answered_reliably = true;
         }
         let tsx = call.invite_tsx;
+        if status == 200 {
+            self.start_caller_timer(key, &mut response);
+        }
         self.respond_dialog(tsx, response);
         let code = if status == 200 {
             EventCode::Answer
@@ -865,6 +936,13 @@ impl Service {
                 call.deadline = None;
                 call.b_dialog = dialog;
                 call.b_destination = Some(call.forks[index].destination);
+                let session = self.callee_session(&response, now);
+                let call = self.calls.calls.get_mut(&key).expect("looked up above");
+                call.b_session = session;
+                if let Some(timer) = session.timer {
+                    self.calls.deadlines.push(Reverse((timer.due, key)));
+                }
+                let call = self.calls.calls.get_mut(&key).expect("looked up above");
                 if let Some(sdp) = SessionDescription::parse(&response.body).ok()
                     && let Some(b_offer) = &call.b_offer
                     && let Ok(agreed) = agreed_from_answer(b_offer, &sdp)
@@ -907,6 +985,7 @@ impl Service {
                     call.answered = true;
                     call.answer_stamp = Some(now_utc());
                     let tsx = call.invite_tsx;
+                    self.start_caller_timer(key, &mut ok);
                     self.respond_final_to_caller(key, tsx, ok);
                     self.publish(key, Side::Caller, EventCode::Answer, "");
                 } else if self.answer_caller(key, None).is_err() {
@@ -1157,12 +1236,29 @@ impl Service {
                 }
                 self.end_call(key, Some((tsx, response)));
             }
-            Method::Invite | Method::Update if !request.body.is_empty() => {
-                self.handle_reoffer(key, dialog, tsx, request);
+            Method::Invite | Method::Update => {
+                // Each refreshes the session (RFC 4028), whatever else it does.
+                let Some(timer) = self.session_refresh_request(tsx, &request) else {
+                    return;
+                };
+                if !request.body.is_empty() {
+                    self.handle_reoffer(key, dialog, tsx, request, &timer);
+                } else if request.method == Method::Invite {
+                    self.handle_offerless_reinvite(key, dialog, tsx, request, &timer);
+                } else {
+                    // A session refresh without a new offer.
+                    let side = self
+                        .calls
+                        .calls
+                        .get(&key)
+                        .map_or(Side::Callee, |c| c.side_of(dialog));
+                    let mut response = Response::for_request(&request, 200, "OK");
+                    self.session_refreshed(key, side, &timer, &mut response);
+                    let _ = self.dialogs.respond(now, tsx, response);
+                }
             }
-            Method::Invite => self.handle_offerless_reinvite(key, dialog, tsx, request),
-            Method::Update | Method::Options => {
-                // A session refresh without a new offer, or a keep-alive.
+            Method::Options => {
+                // A keep-alive.
                 let response = Response::for_request(&request, 200, "OK");
                 let _ = self.dialogs.respond(now, tsx, response);
             }
@@ -1197,7 +1293,14 @@ impl Service {
     /// inactive), unhold (sendrecv), a new address or codec. It is answered here, without
     /// asking the other side (a B2BUA keeps each leg's session its own): the leg's media is
     /// reconfigured, and while one side holds, the other hears music on hold instead of it.
-    fn handle_reoffer(&mut self, key: CallKey, dialog: DialogId, tsx: TsxId, request: Request) {
+    fn handle_reoffer(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        tsx: TsxId,
+        request: Request,
+        timer: &UasDecision,
+    ) {
         let refuse = |service: &mut Service, status: u16, why: &str| {
             let mut response = Response::for_request(&request, status, reason_phrase(status));
             response
@@ -1240,6 +1343,7 @@ impl Service {
             format!("<sip:{destination}@{}>", self.local_sip),
         ));
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        self.session_refreshed(key, side, timer, &mut ok);
         let _ = self.dialogs.respond(Instant::now(), tsx, ok);
     }
 
@@ -1251,6 +1355,7 @@ impl Service {
         dialog: DialogId,
         tsx: TsxId,
         request: Request,
+        timer: &UasDecision,
     ) {
         let Some(call) = self.calls.calls.get(&key) else {
             return;
@@ -1281,6 +1386,7 @@ impl Service {
             format!("<sip:{}@{}>", call.destination, self.local_sip),
         ));
         ok.set_body("application/sdp", sdp.to_string().into_bytes());
+        self.session_refreshed(key, side, timer, &mut ok);
         let _ = self.dialogs.respond(Instant::now(), tsx, ok);
     }
 
@@ -1574,15 +1680,27 @@ impl Service {
                 .calls
                 .calls
                 .get(&key)
-                .is_some_and(|c| c.deadline.is_some_and(|d| d <= now));
+                .is_some_and(|c| c.due_at().is_some_and(|d| d <= now));
             if current && !due.contains(&key) {
                 due.push(key);
             }
         }
         for key in due {
+            for side in [Side::Caller, Side::Callee] {
+                let timer_due =
+                    self.calls.calls.get_mut(&key).is_some_and(|call| {
+                        call.session_mut(side).timer.is_some_and(|t| t.due <= now)
+                    });
+                if timer_due {
+                    self.session_timer_due(key, side, now);
+                }
+            }
             let Some(call) = self.calls.calls.get_mut(&key) else {
                 continue;
             };
+            if call.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
             call.deadline = None;
             match call.stage {
                 Stage::Ringing => {
@@ -1747,6 +1865,11 @@ impl Service {
                 self.prack_fork(tsx, dialog, now);
                 self.handle_fork_response(tsx, Some(dialog), response, now);
             }
+            DialogEvent::Response {
+                dialog: Some(dialog),
+                response,
+                ..
+            } => self.handle_in_call_response(dialog, response, now),
             DialogEvent::Request {
                 dialog,
                 tsx,
@@ -1998,6 +2121,7 @@ struct MovedLeg {
     origin: OriginState,
     number: String,
     uuid: String,
+    session: LegSession,
 }
 
 impl Service {
@@ -2249,6 +2373,7 @@ impl Service {
                     origin: transfer.origin,
                     number: transfer.target.clone(),
                     uuid: new_uuid(),
+                    session: self.callee_session(&response, now),
                 };
                 if let Some(call) = self.calls.calls.get_mut(&key) {
                     for fork in &transfer.forks {
@@ -2345,6 +2470,11 @@ impl Service {
         call.b_origin = moved.origin;
         call.b_number = moved.number;
         call.bleg_uuid = moved.uuid;
+        call.b_session = moved.session;
+        if let Some(timer) = moved.session.timer {
+            self.calls.deadlines.push(Reverse((timer.due, key)));
+        }
+        let call = self.calls.calls.get_mut(&key).expect("looked up above");
         call.held_by = None;
         call.deadline = None;
         // A leg from another call (attended) already had its CALLOUT and ANSWER there.
@@ -2436,6 +2566,7 @@ impl Service {
                     origin: other.b_origin.clone(),
                     number: other.b_number.clone(),
                     uuid: other.bleg_uuid.clone(),
+                    session: std::mem::take(&mut other.b_session),
                 }
             }
             Side::Caller => {
@@ -2457,6 +2588,7 @@ impl Service {
                     origin: other.a_origin.clone(),
                     number: other.caller.clone(),
                     uuid: other.uuid.clone(),
+                    session: std::mem::take(&mut other.a_session),
                 }
             }
         };
@@ -2632,6 +2764,254 @@ impl Service {
 
 /// What a held party hears until a music-on-hold prompt is configured: a soft 425 Hz tone,
 /// half a second every four seconds (quieter than ringback, so it is not taken for it).
+/// Session timers (RFC 4028) in calls: see [`super::session_timer`] for the negotiation.
+impl Service {
+    /// Adds the session timer the caller's INVITE asked for to its 200, and starts that
+    /// leg's timer.
+    fn start_caller_timer(&mut self, key: CallKey, response: &mut Response) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(decision) = call.a_timer_answer.take() else {
+            return;
+        };
+        decision.add_to(&mut response.headers);
+        if let UasDecision::Run {
+            interval,
+            refresher,
+            ..
+        } = decision
+        {
+            let timer = LegTimer::start(interval, refresher, Instant::now());
+            call.a_session.timer = Some(timer);
+            self.calls.deadlines.push(Reverse((timer.due, key)));
+        }
+    }
+
+    /// The session of a callee leg from the 2xx to our INVITE.
+    fn callee_session(&self, response: &Response, now: Instant) -> LegSession {
+        let (interval, refresher) =
+            negotiate_as_uac(&response.headers, self.timers.session_expires);
+        LegSession {
+            timer: Some(LegTimer::start(interval, refresher, now)),
+            allows_update: allows_update(&response.headers),
+        }
+    }
+
+    /// A re-INVITE or UPDATE from one side refreshes its session: 422 when it asks for too
+    /// short an interval (then `None`: the request is answered), else what its 2xx carries.
+    fn session_refresh_request(&mut self, tsx: TsxId, request: &Request) -> Option<UasDecision> {
+        let decision = negotiate_as_uas(&request.headers, &self.timers);
+        if let UasDecision::TooSmall { min_se } = decision {
+            let mut response = Response::for_request(request, 422, reason_phrase(422));
+            response
+                .headers
+                .push(Header::new("Min-SE", min_se.to_string()));
+            let _ = self.dialogs.respond(Instant::now(), tsx, response);
+            return None;
+        }
+        Some(decision)
+    }
+
+    /// The 2xx to a refreshing request of `side`: it carries the session timer, which
+    /// restarts.
+    fn session_refreshed(
+        &mut self,
+        key: CallKey,
+        side: Side,
+        decision: &UasDecision,
+        response: &mut Response,
+    ) {
+        decision.add_to(&mut response.headers);
+        let UasDecision::Run {
+            interval,
+            refresher,
+            ..
+        } = *decision
+        else {
+            return;
+        };
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let timer = LegTimer::start(interval, refresher, Instant::now());
+        call.session_mut(side).timer = Some(timer);
+        self.calls.deadlines.push(Reverse((timer.due, key)));
+    }
+
+    /// A leg's session timer is due: we refresh it, or (its party refreshes) it expired and
+    /// the call ends.
+    fn session_timer_due(&mut self, key: CallKey, side: Side, now: Instant) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(timer) = call.session_mut(side).timer else {
+            return;
+        };
+        match timer.refresher {
+            Refresher::Peer => {
+                tracing::info!(
+                    uuid = %call.uuid, leg = ?side, interval = timer.interval,
+                    "session timer expired without a refresh: the call is ended"
+                );
+                call.session_mut(side).timer = None;
+                self.hang_up(key, HangupCause::RecoveryOnTimerExpire, now);
+            }
+            Refresher::Us => {
+                // The next refresh at half the interval again; a 2xx may change it. A party
+                // that is gone shows as a 481 or a timeout, which ends the call.
+                let next = LegTimer::start(timer.interval, Refresher::Us, now);
+                call.session_mut(side).timer = Some(next);
+                self.calls.deadlines.push(Reverse((next.due, key)));
+                self.send_session_refresh(key, side, timer.interval, now);
+            }
+        }
+    }
+
+    /// Refreshes `side`'s session: UPDATE without SDP when the party allows it, else a
+    /// re-INVITE offering the leg's current media (its codec first).
+    fn send_session_refresh(&mut self, key: CallKey, side: Side, interval: u32, now: Instant) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let (dialog, destination) = match side {
+            Side::Caller => (call.a_dialog, Some(call.source)),
+            Side::Callee => (call.b_dialog, call.b_destination),
+        };
+        let (Some(dialog), Some(destination)) = (dialog, destination) else {
+            return;
+        };
+        let use_update = match side {
+            Side::Caller => call.a_session.allows_update,
+            Side::Callee => call.b_session.allows_update,
+        };
+        let session_expires = SessionExpires {
+            delta: interval,
+            refresher: Some(super::session_timer::RefresherParam::Uac),
+        };
+        if use_update {
+            let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Update) else {
+                return;
+            };
+            add_refresh_headers(&mut outgoing.request, &session_expires, self.timers.min_se);
+            self.send_in_dialog(outgoing, destination, now);
+            return;
+        }
+        let Some(endpoint) = call.endpoint(side) else {
+            return;
+        };
+        let mut local = self.local_media(&endpoint);
+        if let Some(current) = call.agreed(side) {
+            let name = current.codec.encoding.clone();
+            local
+                .codecs
+                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
+        }
+        let outgoing = match self.dialogs.request(dialog, Method::Invite) {
+            Ok(outgoing) => outgoing,
+            Err(error) => {
+                // An INVITE of the party's own is in progress: that one refreshes.
+                tracing::debug!(%error, "no refreshing re-INVITE now");
+                return;
+            }
+        };
+        let mut outgoing = outgoing;
+        let call = self.calls.calls.get_mut(&key).expect("looked up above");
+        let origin = match side {
+            Side::Caller => &mut call.a_origin,
+            Side::Callee => &mut call.b_origin,
+        };
+        let sdp = offer(&local, origin);
+        call.refresh_offer = Some((side, sdp.clone()));
+        add_refresh_headers(&mut outgoing.request, &session_expires, self.timers.min_se);
+        outgoing
+            .request
+            .headers
+            .push(Header::new("Allow", ALLOWED_IN_CALLS));
+        outgoing.set_body("application/sdp", sdp.to_string().into_bytes());
+        self.send_in_dialog(outgoing, destination, now);
+    }
+
+    /// A response to a request we sent in a call's dialog (not a callee INVITE): the 2xx of
+    /// a refresh sets the leg's session timer; the 2xx of our re-INVITE is ACKed and its
+    /// answer applied.
+    fn handle_in_call_response(&mut self, dialog: DialogId, response: Response, now: Instant) {
+        let Some(key) = self.calls.by_dialog.get(&dialog).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let side = if call.a_dialog == Some(dialog) {
+            Side::Caller
+        } else if call.b_dialog == Some(dialog) {
+            Side::Callee
+        } else {
+            return;
+        };
+        let method = response
+            .headers
+            .cseq()
+            .ok()
+            .flatten()
+            .map(|cseq| cseq.method.clone());
+        let reinvite = method.as_deref() == Some("INVITE");
+        if !(reinvite || method.as_deref() == Some("UPDATE")) {
+            return;
+        }
+        if !(200..300).contains(&response.status) {
+            if reinvite
+                && let Some((offered, _)) = &call.refresh_offer
+                && *offered == side
+            {
+                call.refresh_offer = None;
+            }
+            tracing::debug!(uuid = %call.uuid, leg = ?side, status = response.status, "a session refresh was refused");
+            return;
+        }
+        let (interval, refresher) =
+            negotiate_as_uac(&response.headers, self.timers.session_expires);
+        let timer = LegTimer::start(interval, refresher, now);
+        call.session_mut(side).timer = Some(timer);
+        self.calls.deadlines.push(Reverse((timer.due, key)));
+        if !reinvite {
+            return;
+        }
+        self.send_ack(dialog, now);
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let our_offer = match call.refresh_offer.take() {
+            Some((offered, sdp)) if offered == side => sdp,
+            other => {
+                call.refresh_offer = other;
+                return;
+            }
+        };
+        let agreed = SessionDescription::parse(&response.body)
+            .ok()
+            .and_then(|sdp| agreed_from_answer(&our_offer, &sdp).ok());
+        match agreed {
+            Some(agreed) => self.apply_leg_media(key, side, agreed),
+            None => tracing::info!(
+                uuid = %call.uuid,
+                "the refresh's 2xx carried no usable answer; the leg keeps its media"
+            ),
+        }
+    }
+}
+
+/// The headers of a session refresh we send (RFC 4028 §7.4).
+fn add_refresh_headers(request: &mut Request, session_expires: &SessionExpires, min_se: u32) {
+    request
+        .headers
+        .push(Header::new("Session-Expires", session_expires.value()));
+    request
+        .headers
+        .push(Header::new("Min-SE", min_se.to_string()));
+    request.headers.push(Header::new("Supported", "timer"));
+}
+
 fn music_on_hold() -> ToneSpec {
     ToneSpec::parse("425", "500/3500", -20.0).expect("a valid tone")
 }

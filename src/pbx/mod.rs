@@ -14,5 +14,6 @@ pub mod codecs;
 pub mod dialplan;
 pub mod live;
 pub mod registrar;
+pub mod session_timer;
 pub mod sip_service;
 pub mod snapshot;

@@ -67,6 +67,8 @@ pub struct SipServiceConfig {
     pub sounds: crate::config::SoundsConfig,
     /// The agents' states, shared with the API.
     pub agents: super::agents::AgentStates,
+    /// Session timer limits (RFC 4028).
+    pub timers: super::session_timer::TimerConfig,
 }
 
 impl Default for SipServiceConfig {
@@ -87,6 +89,7 @@ impl Default for SipServiceConfig {
                 language: "zh".to_owned(),
             },
             agents: super::agents::AgentStates::default(),
+            timers: super::session_timer::TimerConfig::default(),
         }
     }
 }
@@ -170,6 +173,7 @@ pub async fn run(
         force_rport: config.force_rport,
         sounds: config.sounds,
         agents: config.agents,
+        timers: config.timers,
     };
     loop {
         let deadline = service.next_deadline();
@@ -223,6 +227,8 @@ pub(crate) struct Service {
     force_rport: bool,
     pub(crate) sounds: crate::config::SoundsConfig,
     pub(crate) agents: super::agents::AgentStates,
+    /// Session timer limits (RFC 4028).
+    pub(crate) timers: super::session_timer::TimerConfig,
 }
 
 impl Service {
