@@ -217,6 +217,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 ports: config.rtp.ports.clone(),
                 threads: 0,
                 cname: format!("rswitch@{advertised_ip}"),
+                rtp_timeout: config.rtp.timeout,
             },
             media_events,
             metrics.media.clone(),

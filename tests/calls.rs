@@ -3,7 +3,8 @@
 //! the registered callee; answered calls, 100rel (PRACK) on both legs, the callee hanging up,
 //! busy, no answer (a route that sets `call_timeout`), the caller cancelling, a blacklisted
 //! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP,
-//! a late offer, session timers (422, refreshes by UPDATE and re-INVITE, expiry).
+//! a late offer, session timers (422, refreshes by UPDATE and re-INVITE, expiry), the RTP
+//! timeout.
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
 //! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
@@ -958,4 +959,41 @@ async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
     let cdr = &cdrs[0];
     assert_eq!(cdr.hangup_cause, "RECOVERY_ON_TIMER_EXPIRE", "{cdr:?}");
     assert!(cdr.billsec >= 64, "{cdr:?}");
+}
+
+/// The RTP timeout set to 2 s: an answered call whose parties send no RTP (SIPp sends none
+/// here) is ended with BYE to both and `MEDIA_TIMEOUT` in its CDR. (That RTP keeps a call
+/// alive, and that held legs are not watched, is the media shard's unit test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_rtp_is_ended_by_the_rtp_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let config = path.join("rswitch.toml");
+    std::fs::write(&config, "[rtp]\ntimeout_secs = 2\n").unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&config);
+    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    call(
+        path,
+        &target,
+        "1000",
+        "1001",
+        "uac_until_bye",
+        Some("uas_answer"),
+    );
+    assert!(
+        logs.wait_for(
+            "no RTP from a party within rtp.timeout_secs: the call is ended",
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "no log line says why the call ended"
+    );
+    let cdrs = cdr_of(&db, "1001", 1).await;
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let cdr = &cdrs[0];
+    assert_eq!(cdr.hangup_cause, "MEDIA_TIMEOUT", "{cdr:?}");
+    assert!((2..=5).contains(&cdr.billsec), "{cdr:?}");
 }

@@ -152,6 +152,9 @@ pub struct SipConfig {
 #[derive(Debug, Clone)]
 pub struct RtpConfig {
     pub ports: RangeInclusive<u16>,
+    /// An answered call whose party sends no RTP this long (while not on hold) is ended;
+    /// zero: never.
+    pub timeout: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -602,7 +605,10 @@ impl Layered {
                 extra_listen,
             },
             sip,
-            rtp: RtpConfig { ports },
+            rtp: RtpConfig {
+                ports,
+                timeout: Duration::from_secs(self.unsigned("rtp.timeout_secs", 0..=86_400)?),
+            },
             redis,
             admin,
             sounds: SoundsConfig {

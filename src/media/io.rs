@@ -71,6 +71,8 @@ pub enum FeedSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointEvent {
     pub endpoint: EndpointId,
+    /// The call the endpoint belongs to (as given to [`MediaEngine::open`] or `migrate`).
+    pub call: u64,
     pub event: MediaEvent,
 }
 
@@ -117,6 +119,9 @@ pub struct MediaSettings {
     pub threads: usize,
     /// The RTCP CNAME.
     pub cname: String,
+    /// A sending-and-receiving leg that hears no RTP this long is reported
+    /// ([`MediaEvent::RtpTimeout`]); zero: never.
+    pub rtp_timeout: Duration,
 }
 
 enum Command {
@@ -124,6 +129,7 @@ enum Command {
         id: EndpointId,
         rtp: UdpSocket,
         rtcp: UdpSocket,
+        call: u64,
     },
     Configure {
         id: EndpointId,
@@ -161,6 +167,12 @@ enum Command {
         id: EndpointId,
         rtp: mio::net::UdpSocket,
         rtcp: mio::net::UdpSocket,
+        call: u64,
+    },
+    /// The endpoint now belongs to `call` (moved within its thread).
+    Owner {
+        id: EndpointId,
+        call: u64,
     },
     Stop,
 }
@@ -218,12 +230,23 @@ impl MediaEngine {
             let (commands, receiver) = channel();
             let events = events.clone();
             let cname = settings.cname.clone();
+            let rtp_timeout_ms = settings.rtp_timeout.as_millis() as u64;
             let published = metrics.clone();
             let wake_pending = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let pending = wake_pending.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
-                .spawn(move || run(poll, receiver, &pending, events, &cname, &published))?;
+                .spawn(move || {
+                    run(
+                        poll,
+                        receiver,
+                        &pending,
+                        events,
+                        &cname,
+                        rtp_timeout_ms,
+                        &published,
+                    )
+                })?;
             workers.push(Worker {
                 commands,
                 waker,
@@ -290,7 +313,15 @@ impl MediaEngine {
                 .lock()
                 .expect("endpoint table")
                 .insert(id, (worker, port));
-            self.send(worker, Command::Open { id, rtp, rtcp });
+            self.send(
+                worker,
+                Command::Open {
+                    id,
+                    rtp,
+                    rtcp,
+                    call,
+                },
+            );
             self.metrics.endpoints.fetch_add(1, Ordering::Relaxed);
             return Ok(Endpoint {
                 id,
@@ -401,6 +432,7 @@ impl MediaEngine {
             return Err(format!("no media endpoint {}", id.0));
         };
         if worker == target {
+            self.send(worker, Command::Owner { id, call });
             return Ok(());
         }
         let (reply, answer) = channel();
@@ -413,7 +445,15 @@ impl MediaEngine {
         if let Some(entry) = self.endpoints.lock().expect("endpoint table").get_mut(&id) {
             entry.0 = target;
         }
-        self.send(target, Command::Adopt { id, rtp, rtcp });
+        self.send(
+            target,
+            Command::Adopt {
+                id,
+                rtp,
+                rtcp,
+                call,
+            },
+        );
         Ok(())
     }
 
@@ -442,6 +482,8 @@ struct Slot {
     rtp: mio::net::UdpSocket,
     rtcp: mio::net::UdpSocket,
     leg: Option<LegId>,
+    /// The call it belongs to, for its events.
+    call: u64,
 }
 
 /// A media thread's state.
@@ -463,6 +505,7 @@ fn run(
     wake_pending: &std::sync::atomic::AtomicBool,
     events: Sender<EndpointEvent>,
     cname: &str,
+    rtp_timeout_ms: u64,
     metrics: &MediaMetrics,
 ) {
     let mut thread = Thread {
@@ -479,6 +522,7 @@ fn run(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
     thread.shard.set_wallclock(unix_ms);
+    thread.shard.set_rtp_timeout(rtp_timeout_ms);
     let mut ready = Events::with_capacity(256);
     let mut buffer = vec![0u8; RECEIVE_BUFFER];
     let tick = Duration::from_millis(super::shard::PTIME_MS);
@@ -587,7 +631,8 @@ impl Thread {
                 MediaEvent::Dtmf { leg, .. }
                 | MediaEvent::PlaybackDone { leg }
                 | MediaEvent::Latched { leg, .. }
-                | MediaEvent::RtcpBye { leg } => *leg,
+                | MediaEvent::RtcpBye { leg }
+                | MediaEvent::RtpTimeout { leg } => *leg,
             };
             if let Some(slot) = self
                 .by_leg
@@ -598,6 +643,7 @@ impl Thread {
             {
                 let _ = self.events.send(EndpointEvent {
                     endpoint: slot.id,
+                    call: slot.call,
                     event,
                 });
             }
@@ -611,12 +657,31 @@ impl Thread {
 
     fn apply(&mut self, command: Command) {
         match command {
-            Command::Open { id, rtp, rtcp } => {
+            Command::Open {
+                id,
+                rtp,
+                rtcp,
+                call,
+            } => {
                 let rtp = mio::net::UdpSocket::from_std(rtp);
                 let rtcp = mio::net::UdpSocket::from_std(rtcp);
-                self.adopt(id, rtp, rtcp);
+                self.adopt(id, rtp, rtcp, call);
             }
-            Command::Adopt { id, rtp, rtcp } => self.adopt(id, rtp, rtcp),
+            Command::Adopt {
+                id,
+                rtp,
+                rtcp,
+                call,
+            } => self.adopt(id, rtp, rtcp, call),
+            Command::Owner { id, call } => {
+                if let Some(slot) = self
+                    .by_id
+                    .get(&id)
+                    .and_then(|&index| self.slots[index].as_mut())
+                {
+                    slot.call = call;
+                }
+            }
             Command::Configure { id, config } => {
                 let Some(&index) = self.by_id.get(&id) else {
                     return;
@@ -718,6 +783,7 @@ impl Thread {
         id: EndpointId,
         mut rtp: mio::net::UdpSocket,
         mut rtcp: mio::net::UdpSocket,
+        call: u64,
     ) {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
@@ -738,6 +804,7 @@ impl Thread {
             rtp,
             rtcp,
             leg: None,
+            call,
         });
         self.by_id.insert(id, index);
     }
@@ -779,6 +846,7 @@ mod tests {
             ports: 41_000..=41_999,
             threads: 2,
             cname: "rswitch@test".into(),
+            rtp_timeout: Duration::ZERO,
         };
         (MediaEngine::start(&settings, events).unwrap(), receiver)
     }

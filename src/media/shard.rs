@@ -208,6 +208,9 @@ pub enum MediaEvent {
     Latched { leg: LegId, remote: SocketAddr },
     /// The leg's peer said goodbye in RTCP.
     RtcpBye { leg: LegId },
+    /// A leg that sends and receives heard no RTP for the shard's RTP timeout (reported
+    /// once; again only after packets came back and stopped again).
+    RtpTimeout { leg: LegId },
 }
 
 /// Counters per leg, for CDRs and `/metrics`.
@@ -397,6 +400,10 @@ struct Leg {
     /// Round-trip time from the peer's report blocks about us (RFC 3550 §6.4.1).
     rtt_ms: Option<u32>,
     counters: LegCounters,
+    /// When RTP last arrived, or the watch for it started (`None`: not watched yet).
+    last_rtp_ms: Option<u64>,
+    /// An `RtpTimeout` was reported and no RTP came since.
+    timed_out: bool,
 }
 
 /// See the module doc.
@@ -412,6 +419,8 @@ pub struct Shard {
     wallclock_at_zero_ms: u64,
     /// The counters of legs already removed (for totals).
     retired: LegCounters,
+    /// Silence on a sendrecv leg this long is reported; 0: never.
+    rtp_timeout_ms: u64,
 }
 
 impl Shard {
@@ -427,7 +436,15 @@ impl Shard {
             cname: cname.to_owned(),
             wallclock_at_zero_ms: 0,
             retired: LegCounters::default(),
+            rtp_timeout_ms: 0,
         }
+    }
+
+    /// Reports [`MediaEvent::RtpTimeout`] for a leg that sends and receives but hears no RTP
+    /// for `ms` (0: never). Held legs (sendonly, recvonly, inactive) are not watched, and
+    /// the watch starts afresh whenever a leg's media is renegotiated.
+    pub fn set_rtp_timeout(&mut self, ms: u64) {
+        self.rtp_timeout_ms = ms;
     }
 
     /// Sets the wall-clock time (Unix ms) of `now_ms` = 0, for RTCP's NTP timestamps.
@@ -467,6 +484,8 @@ impl Shard {
             last_sr: None,
             rtt_ms: None,
             counters: LegCounters::default(),
+            last_rtp_ms: None,
+            timed_out: false,
             config,
         };
         let index = match self.free.pop() {
@@ -574,6 +593,8 @@ impl Shard {
         leg.config.remote = config.remote;
         leg.config.send = config.send;
         leg.config.receive = config.receive;
+        leg.last_rtp_ms = None;
+        leg.timed_out = false;
         if codec_changed {
             leg.decode = None;
             leg.encode = None;
@@ -929,6 +950,8 @@ impl Shard {
             }
         }
         leg.counters.packets_in += 1;
+        leg.last_rtp_ms = Some(now_ms);
+        leg.timed_out = false;
         let clock = u64::from(leg.config.codec.clock_rate);
         let arrival = (now_ms * clock / 1000) as u32;
         if leg.remote_ssrc != Some(header.ssrc) {
@@ -1090,6 +1113,29 @@ impl Shard {
                 self.encode_one(id, now_ms);
             }
             self.maybe_report(id, now_ms);
+        }
+        if self.rtp_timeout_ms > 0 {
+            self.watch_rtp(now_ms);
+        }
+    }
+
+    /// Reports the sendrecv legs that heard no RTP for the RTP timeout.
+    fn watch_rtp(&mut self, now_ms: u64) {
+        let timeout = self.rtp_timeout_ms;
+        for (index, slot) in self.legs.iter_mut().enumerate() {
+            let Some(leg) = slot else { continue };
+            if !(leg.config.send && leg.config.receive) {
+                // On hold: silence is expected; the watch restarts when it resumes.
+                leg.last_rtp_ms = None;
+                continue;
+            }
+            let since = *leg.last_rtp_ms.get_or_insert(now_ms);
+            if !leg.timed_out && now_ms.saturating_sub(since) >= timeout {
+                leg.timed_out = true;
+                self.events.push_back(MediaEvent::RtpTimeout {
+                    leg: LegId(index as u32),
+                });
+            }
         }
     }
 

@@ -2062,36 +2062,48 @@ impl Service {
         }
     }
 
-    /// An event of the media threads: a DTMF digit received on a leg becomes a call event.
+    /// An event of the media threads: a DTMF digit received on a leg becomes a call event;
+    /// the end of a prompt runs the next detail; a party silent past the RTP timeout ends
+    /// the call. The event names its call, so finding it costs one lookup.
     pub(crate) fn handle_media_event(&mut self, event: crate::media::io::EndpointEvent) {
-        if let crate::media::shard::MediaEvent::PlaybackDone { .. } = event.event {
-            let waiting = self.calls.calls.iter_mut().find_map(|(key, call)| {
-                (call.waiting_playback == Some(event.endpoint)).then(|| {
-                    call.waiting_playback = None;
-                    call.deadline = None;
-                    *key
-                })
-            });
-            if let Some(key) = waiting {
-                self.publish(key, Side::Caller, EventCode::PlayStop, "");
-                self.run_details(key, Instant::now());
-            }
-            return;
-        }
-        let crate::media::shard::MediaEvent::Dtmf { digit, .. } = event.event else {
+        use crate::media::shard::MediaEvent;
+        let key = CallKey(event.call);
+        let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        let found = self.calls.calls.iter().find_map(|(key, call)| {
-            if call.a_endpoint.is_some_and(|e| e.id == event.endpoint) {
-                Some((*key, Side::Caller))
-            } else if call.b_endpoint.is_some_and(|e| e.id == event.endpoint) {
-                Some((*key, Side::Callee))
-            } else {
-                None
+        let side = if call.a_endpoint.is_some_and(|e| e.id == event.endpoint) {
+            Some(Side::Caller)
+        } else if call.b_endpoint.is_some_and(|e| e.id == event.endpoint) {
+            Some(Side::Callee)
+        } else {
+            None
+        };
+        match event.event {
+            MediaEvent::PlaybackDone { .. } => {
+                if call.waiting_playback == Some(event.endpoint) {
+                    call.waiting_playback = None;
+                    call.deadline = None;
+                    self.publish(key, Side::Caller, EventCode::PlayStop, "");
+                    self.run_details(key, Instant::now());
+                }
             }
-        });
-        if let Some((key, side)) = found {
-            self.publish_dtmf(key, side, digit);
+            MediaEvent::Dtmf { digit, .. } => {
+                if let Some(side) = side {
+                    self.publish_dtmf(key, side, digit);
+                }
+            }
+            MediaEvent::RtpTimeout { .. } => {
+                let Some(side) = side else { return };
+                if call.stage != Stage::Bridged || call.held_by.is_some() {
+                    return;
+                }
+                tracing::info!(
+                    uuid = %call.uuid, leg = ?side,
+                    "no RTP from a party within rtp.timeout_secs: the call is ended"
+                );
+                self.hang_up(key, HangupCause::MediaTimeout, Instant::now());
+            }
+            MediaEvent::Latched { .. } | MediaEvent::RtcpBye { .. } => {}
         }
     }
 }

@@ -37,6 +37,8 @@ pub enum HangupCause {
     BlindTransfer,
     /// The leg's party joined its two calls (REFER with Replaces) and left them.
     AttendedTransfer,
+    /// A party sent no RTP for the configured time (FreeSWITCH's name, kept for reports).
+    MediaTimeout,
 }
 
 impl HangupCause {
@@ -69,6 +71,7 @@ impl HangupCause {
             LoseRace => "LOSE_RACE",
             BlindTransfer => "BLIND_TRANSFER",
             AttendedTransfer => "ATTENDED_TRANSFER",
+            MediaTimeout => "MEDIA_TIMEOUT",
         }
     }
 
@@ -101,8 +104,10 @@ impl HangupCause {
             UserNotRegistered => 606,
             SystemShutdown => 503,
             LoseRace => 502,
-            // Not ISDN causes: a transferor's leg ends normally.
+            // Not ISDN causes: a transferor's leg ends normally; lost media is a timer that
+            // ran out.
             BlindTransfer | AttendedTransfer => 16,
+            MediaTimeout => 102,
         }
     }
 
@@ -152,7 +157,7 @@ impl HangupCause {
             ServiceUnavailable => 503,
             ServiceNotImplemented => 501,
             IncompatibleDestination => 488,
-            RecoveryOnTimerExpire => 408,
+            RecoveryOnTimerExpire | MediaTimeout => 408,
             Interworking => 500,
             OriginatorCancel => 487,
             SystemShutdown => 503,

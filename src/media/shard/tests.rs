@@ -577,3 +577,61 @@ fn rtcp_reports_give_the_round_trip_time() {
         assert_eq!(shard.receive_quality(leg).unwrap().0, 0, "nothing lost");
     }
 }
+
+#[test]
+fn a_silent_sendrecv_leg_is_reported_once_and_held_legs_are_not() {
+    let mut shard = Shard::new("test");
+    shard.set_rtp_timeout(1_000);
+    let talking = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let mut held_config = config(codec("PCMU", 0, 8000), 4002, 2);
+    held_config.send = false;
+    let held = shard.add_leg(held_config);
+    let timeouts = |shard: &mut Shard| {
+        let mut legs = Vec::new();
+        while let Some(event) = shard.poll_event() {
+            if let MediaEvent::RtpTimeout { leg } = event {
+                legs.push(leg);
+            }
+        }
+        legs
+    };
+    let mut now = 0;
+    let mut sequence = 0u16;
+    // RTP for the first half second keeps the leg alive; the timeout counts from the last.
+    while now < 500 {
+        sequence += 1;
+        let datagram = packet(0, sequence, u32::from(sequence) * 160, 77, &[0xff; 160]);
+        shard.handle_datagram(talking, addr(4000), &datagram, false, now);
+        shard.handle_tick(now);
+        now += 20;
+    }
+    assert!(timeouts(&mut shard).is_empty());
+    while now < 1_480 {
+        shard.handle_tick(now);
+        now += 20;
+    }
+    assert!(
+        timeouts(&mut shard).is_empty(),
+        "reported before a second of silence"
+    );
+    while now < 3_000 {
+        shard.handle_tick(now);
+        now += 20;
+    }
+    let reported = timeouts(&mut shard);
+    assert_eq!(reported, vec![talking], "once");
+    assert!(!reported.contains(&held), "a held leg is silent on purpose");
+    // Media renegotiated (a re-INVITE): the watch starts again.
+    shard.update_leg(talking, config(codec("PCMU", 0, 8000), 4000, 1));
+    let resumed = now;
+    while now < resumed + 900 {
+        shard.handle_tick(now);
+        now += 20;
+    }
+    assert!(timeouts(&mut shard).is_empty());
+    while now < resumed + 1_100 {
+        shard.handle_tick(now);
+        now += 20;
+    }
+    assert_eq!(timeouts(&mut shard), vec![talking]);
+}
