@@ -3,7 +3,8 @@
 //! receives; the recording of each side must carry the other side's tone (Goertzel power
 //! against the whole signal) and not its own. Once with both phones on PCMU (rswitch relays
 //! the packets untouched) and once with the callee forced to G.722 (rswitch decodes,
-//! resamples 8 ↔ 16 kHz and encodes in both directions). The CDR names the codecs.
+//! resamples 8 ↔ 16 kHz and encodes in both directions). The CDR names the codecs. A callee
+//! extension with `play_job_number` has its job number announced to the caller first.
 #![allow(clippy::disallowed_methods)] // runs real processes, waits on real time
 
 mod common;
@@ -581,4 +582,135 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
         })
         .unwrap_or_else(|| panic!("no agent state change:\n{}", phone.log()));
     assert_eq!(changed["fields"]["seat_state"], "up");
+}
+
+/// Audio windows of 200 ms: (share of `frequency`, mean energy).
+fn windows_of(audio: &wav::Audio, frequency: f64) -> Vec<(f64, f64)> {
+    let rate = audio.sample_rate as usize;
+    audio
+        .samples
+        .chunks_exact(rate / 5)
+        .map(|w| {
+            let energy = w.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / w.len() as f64;
+            (tone_share(w, audio.sample_rate, frequency), energy)
+        })
+        .collect()
+}
+
+/// 1001 has `play_job_number` (job number 27): when it answers 1000's call, the caller
+/// hears the announcement (speech) before the callee's 1400 Hz tone, and the callee hears
+/// silence meanwhile, then the caller's 600 Hz tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
+    use rswitch::store::Extension;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    {
+        let status = rswitch_command(path).arg("migrate").status().unwrap();
+        assert!(status.success());
+        let db = Store::connect(
+            &format!("sqlite://{}", path.join("rswitch.db").display()),
+            &ConnectOptions::default(),
+        )
+        .await
+        .unwrap();
+        rswitch::store::seed::seed(&db, None).await.unwrap();
+        let mut agent = db
+            .all::<Extension>()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.number == "1001")
+            .expect("a seeded 1001");
+        agent.play_job_number = true;
+        agent.job_number = "27".into();
+        db.update(&agent).await.unwrap();
+        db.close().await;
+    }
+    let mut cmd = rswitch_command(path);
+    cmd.env(
+        "RSWITCH_SOUNDS_DIR",
+        format!("{}/sounds", env!("CARGO_MANIFEST_DIR")),
+    );
+    let (_server, _logs, listeners) = start_server_with_listeners(cmd);
+    let sip = listeners["sip_udp"].clone();
+    tone_wav(&path.join("caller.wav"), 600.0, 8000, 30);
+    tone_wav(&path.join("callee.wav"), 1400.0, 8000, 30);
+    let caller = Phone::start(
+        path,
+        &sip,
+        "1000",
+        &path.join("caller.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let callee = Phone::start(
+        path,
+        &sip,
+        "1001",
+        &path.join("callee.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let db = Store::connect(
+        &format!("sqlite://{}", path.join("rswitch.db").display()),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !registered(&db, &["1000", "1001"]).await {
+        assert!(Instant::now() < deadline, "the phones did not register");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    caller.command("dial", &format!("sip:1001@{sip}"));
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    caller.command("hangup", "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db
+        .list::<Cdr>(&ListQuery::default())
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no CDR:\n{}", caller.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The caller: speech first, then the callee's tone.
+    let caller_heard = windows_of(&caller.received(), 1400.0);
+    let heard = &caller_heard;
+    let first_tone = heard
+        .iter()
+        .position(|(share, _)| *share > 0.9)
+        .unwrap_or_else(|| panic!("the caller never hears the callee: {heard:?}"));
+    let speech = heard[..first_tone]
+        .iter()
+        .filter(|(share, energy)| *share < 0.5 && *energy > 1e5)
+        .count();
+    assert!(
+        speech >= 5,
+        "at least a second of announcement before the callee: {speech}\n{heard:?}"
+    );
+    let after = &heard[first_tone..];
+    let tone_after = after.iter().filter(|(share, _)| *share > 0.9).count();
+    assert!(
+        tone_after * 10 >= after.len() * 8,
+        "then the callee's tone: {tone_after} of {} windows\n{heard:?}",
+        after.len()
+    );
+    // The callee: nothing of the announcement (rswitch sends it no audio meanwhile, so its
+    // recording starts later), then the caller's tone throughout.
+    let heard = windows_of(&callee.received(), 600.0);
+    let tone = heard.iter().filter(|(share, _)| *share > 0.9).count();
+    assert!(
+        tone * 10 >= heard.len() * 9 && !heard.is_empty(),
+        "the callee hears the caller's tone and no announcement: {tone} of {} windows\n{heard:?}",
+        heard.len()
+    );
+    assert!(
+        caller_heard.len() >= heard.len() + speech,
+        "the callee heard nothing while the caller heard the announcement: caller {} windows, callee {}",
+        caller_heard.len(),
+        heard.len()
+    );
 }

@@ -149,6 +149,17 @@ impl Service {
             tracing::warn!(data, "jobnum: no extension to announce");
             return Outcome::Failed(HangupCause::UnallocatedNumber);
         };
+        let Some(samples) = self.job_number_audio(extension) else {
+            return Outcome::Failed(HangupCause::NormalTemporaryFailure);
+        };
+        self.play_to_caller(key, samples, 8000, now)
+    }
+
+    /// The announcement of `extension`'s job number (its `job_number`, or its number when
+    /// that is empty): the `job_number_prefix` prompt, the digits one by one, the
+    /// `job_number_suffix` prompt, as 8 kHz audio. `None` (logged) when a prompt is missing.
+    pub(crate) fn job_number_audio(&self, extension: &crate::store::Extension) -> Option<Vec<i16>> {
+        let snapshot = self.live.current();
         let number = if extension.job_number.trim().is_empty() {
             extension.number.clone()
         } else {
@@ -174,9 +185,7 @@ impl Service {
         ));
         let mut samples = Vec::new();
         for part in &parts {
-            let Some(audio) = read_prompt(part) else {
-                return Outcome::Failed(HangupCause::NormalTemporaryFailure);
-            };
+            let audio = read_prompt(part)?;
             if audio.sample_rate == 8000 {
                 samples.extend_from_slice(&audio.samples);
             } else {
@@ -184,8 +193,8 @@ impl Service {
                     .process(&audio.samples, &mut samples);
             }
         }
-        tracing::info!(extension = %extension.number, job_number = %number, "jobnum");
-        self.play_to_caller(key, samples, 8000, now)
+        tracing::info!(extension = %extension.number, job_number = %number, "job number announced");
+        Some(samples)
     }
 
     /// Plays `samples` to the caller; the details wait for the end (or a generous deadline,

@@ -993,6 +993,7 @@ impl Service {
                     return;
                 }
                 self.start_media(key);
+                self.announce_job_number(key, now);
                 for code in [EventCode::Bridged, EventCode::Talking] {
                     self.publish(key, Side::Caller, code, "");
                     self.publish(key, Side::Callee, code, "");
@@ -1731,6 +1732,10 @@ impl Service {
                 Stage::Bridged if call.transfer.is_some() => {
                     self.transfer_failed(key, 480, now);
                 }
+                Stage::Bridged if call.waiting_playback.is_some() => {
+                    // The announcement's end was never reported: the parties talk anyway.
+                    self.end_announcement(key);
+                }
                 _ => {}
             }
         }
@@ -2081,10 +2086,14 @@ impl Service {
         match event.event {
             MediaEvent::PlaybackDone { .. } => {
                 if call.waiting_playback == Some(event.endpoint) {
-                    call.waiting_playback = None;
-                    call.deadline = None;
-                    self.publish(key, Side::Caller, EventCode::PlayStop, "");
-                    self.run_details(key, Instant::now());
+                    if call.stage == Stage::Bridged {
+                        self.end_announcement(key);
+                    } else {
+                        call.waiting_playback = None;
+                        call.deadline = None;
+                        self.publish(key, Side::Caller, EventCode::PlayStop, "");
+                        self.run_details(key, Instant::now());
+                    }
                 }
             }
             MediaEvent::Dtmf { digit, .. } => {
@@ -2739,6 +2748,68 @@ impl Service {
         if let Some(call) = self.calls.calls.get_mut(&key) {
             call.waiting_playback = Some(endpoint);
         }
+    }
+
+    /// The callee just answered: when its extension has `play_job_number`, the caller
+    /// hears the job number first (spec §2.25) while the callee hears silence; they are
+    /// joined when it ends.
+    fn announce_job_number(&mut self, key: CallKey, now: Instant) {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let snapshot = self.live.current();
+        let Some(extension) = snapshot
+            .extensions
+            .get(&call.b_number)
+            .filter(|e| e.play_job_number)
+        else {
+            return;
+        };
+        let (Some(a), Some(b)) = (call.a_endpoint, call.b_endpoint) else {
+            return;
+        };
+        let Some(samples) = self.job_number_audio(extension) else {
+            tracing::warn!(uuid = %call.uuid, "the job number cannot be announced (a prompt is missing); the parties are joined at once");
+            return;
+        };
+        let seconds = samples.len() as f64 / 8000.0;
+        let announcement = FeedSpec::Play {
+            samples: samples.into(),
+            rate: 8000,
+            looping: false,
+        };
+        if let Err(error) = self.media.set_feed(a.id, announcement) {
+            tracing::warn!(%error, "the job number could not be played");
+            return;
+        }
+        let _ = self.media.set_feed(b.id, FeedSpec::Silence);
+        let until = now + Duration::from_secs_f64(seconds + 2.0);
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.waiting_playback = Some(a.id);
+            call.deadline = Some(until);
+        }
+        self.calls.deadlines.push(Reverse((until, key)));
+        self.publish(key, Side::Caller, EventCode::PlayRing, "");
+    }
+
+    /// The job number was announced: the parties hear each other.
+    fn end_announcement(&mut self, key: CallKey) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.waiting_playback = None;
+        call.deadline = None;
+        let (Some(a), Some(b), held) = (call.a_endpoint, call.b_endpoint, call.held_by) else {
+            return;
+        };
+        // A hold during the announcement keeps its music on hold.
+        if held != Some(Side::Callee) {
+            let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
+        }
+        if held != Some(Side::Caller) {
+            let _ = self.media.set_feed(b.id, FeedSpec::Endpoint(a.id));
+        }
+        self.publish(key, Side::Caller, EventCode::PlayStop, "");
     }
 
     pub(crate) fn publish_caller_event(&mut self, key: CallKey, code: EventCode) {
