@@ -919,7 +919,8 @@ async fn a_call_whose_200_is_never_acked_is_ended() {
 /// refreshes once by UPDATE, then stops refreshing; the callee lets rswitch refresh and
 /// allows no UPDATE, so it gets a refreshing re-INVITE after 45 s. The call is ended by
 /// BYE to both when the caller's interval runs out (60 s after its refresh), with
-/// `RECOVERY_ON_TIMER_EXPIRE`.
+/// `RECOVERY_ON_TIMER_EXPIRE`. At the same time a caller that asks for no timer is refreshed
+/// by rswitch with a re-INVITE (and ACKed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
     let dir = tempfile::tempdir().unwrap();
@@ -932,6 +933,21 @@ async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
     let target = listeners["sip_udp"].clone();
     let db = database(path).await;
     call(path, &target, "1000", "1001", "uac_session_too_small", None);
+    // Meanwhile, 1002 calls 1003 asking for no timer: rswitch refreshes both legs by
+    // re-INVITE after 45 s (neither allows UPDATE), then the caller hangs up.
+    let refreshed = {
+        let (path, target) = (path.to_owned(), target.clone());
+        std::thread::spawn(move || {
+            call_within(
+                &path,
+                &target,
+                ["1002", "1003"],
+                "uac_session_refreshed",
+                Some("uas_session_timer"),
+                120,
+            );
+        })
+    };
     let started = Instant::now();
     call_within(
         path,
@@ -942,6 +958,9 @@ async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
         120,
     );
     let took = started.elapsed();
+    refreshed
+        .join()
+        .expect("the call refreshed by rswitch went as expected");
     assert!(
         took >= Duration::from_secs(64),
         "the call ended after {took:?}, before the refreshed interval ran out"
@@ -996,4 +1015,48 @@ async fn a_call_without_rtp_is_ended_by_the_rtp_timeout() {
     let cdr = &cdrs[0];
     assert_eq!(cdr.hangup_cause, "MEDIA_TIMEOUT", "{cdr:?}");
     assert!((2..=5).contains(&cdr.billsec), "{cdr:?}");
+}
+
+/// Extension 1001 on two phones: the first answers; the second answers after rswitch's
+/// CANCEL reached it (its 200 crossed the CANCEL). rswitch ACKs that late 200 and hangs the
+/// second phone up with BYE (`Reason: … LOSE_RACE`, RFC 3261 §13.2.2.4), while the call
+/// with the first phone goes on normally. The same when the caller cancelled and the one
+/// phone's 200 crosses that CANCEL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_phone_answering_too_late_is_acked_and_hung_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    let first = waiting_phone(path, &target, "1001", "uas_answer", "1000");
+    let late = waiting_phone(path, &target, "1001", "uas_late_answer", "1000");
+    let users = users_file(path, "caller-1000-late", "1000", "1001");
+    let mut dial = sipp_command(path, &target, "uac_talk", free_udp_port());
+    dial.arg("-inf").arg(&users);
+    let out = run(dial);
+    let first_ok = finished_ok(first);
+    let late_ok = finished_ok(late);
+    assert!(
+        out.status.success() && first_ok && late_ok,
+        "caller ok {}, first phone ok {first_ok}, late phone ok {late_ok}\n{}",
+        out.status.success(),
+        errors_of(path)
+    );
+    let cdrs = cdr_of(&db, "1001", 1).await;
+    assert_eq!(cdrs.len(), 1, "one call, one CDR: {cdrs:?}");
+    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
+
+    // The caller gives up while 1002 rings; the phone's 200 crosses the CANCEL: it is
+    // ACKed and hung up although the call is over.
+    call(
+        path,
+        &target,
+        "1000",
+        "1002",
+        "uac_cancel",
+        Some("uas_late_answer"),
+    );
+    let cdr = &cdr_of(&db, "1002", 1).await[0];
+    assert_eq!(cdr.hangup_cause, "ORIGINATOR_CANCEL", "{cdr:?}");
 }

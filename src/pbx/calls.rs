@@ -75,8 +75,10 @@ struct Fork {
     invite: Request,
     destination: Peer,
     dialog: Option<DialogId>,
-    /// Its final status, once it has one.
+    /// Its final status, once it has one (487 once we cancel it).
     status: Option<u16>,
+    /// Cancelled by us, and no final response from the phone yet.
+    awaiting_final: bool,
 }
 
 /// One side of a call.
@@ -259,7 +261,13 @@ pub(crate) struct Calls {
     by_dialog: HashMap<DialogId, CallKey>,
     /// Every call deadline set, earliest first (stale ones are skipped when due).
     deadlines: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    /// Callee INVITEs of ended calls still without a final response (cancelled): where they
+    /// went and when the call ended. A 2xx that crosses the CANCEL is ACKed and BYEd.
+    orphan_forks: HashMap<TsxId, (Peer, Instant)>,
 }
+
+/// How long an orphaned fork may still answer (64 × T1, RFC 3261 Timer B).
+const ORPHAN_FORK_LIFETIME: Duration = Duration::from_secs(32);
 
 impl Calls {
     /// The earliest deadline set (one no longer in force only wakes the service early).
@@ -781,6 +789,7 @@ impl Service {
                 destination: binding.source,
                 dialog: None,
                 status: None,
+                awaiting_final: false,
             });
         }
         forks
@@ -892,9 +901,25 @@ impl Service {
             call.forks[index].dialog = Some(dialog);
             self.calls.by_dialog.insert(dialog, key);
         }
+        if status >= 200 {
+            call.forks[index].awaiting_final = false;
+        }
         if call.stage != Stage::Ringing {
-            // A late 2xx of another fork after the call was answered or ended: the dialog
-            // layer reports it (LateForkConfirmed); nothing to do here.
+            // Another phone of the callee answered after the first (its 200 crossed our
+            // CANCEL): ACK it and hang it up (RFC 3261 §13.2.2.4), or it would talk to
+            // nobody until it gave up on the ACK.
+            if let Some(dialog) = dialog
+                && (200..300).contains(&status)
+                && call.b_dialog != Some(dialog)
+                && !call.detached.contains(&dialog)
+            {
+                call.forks[index].status = Some(status);
+                call.detached.push(dialog);
+                let destination = call.forks[index].destination;
+                tracing::info!(uuid = %call.uuid, "a second phone answered too late: ACK and BYE");
+                self.send_ack(dialog, now);
+                self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
+            }
             return;
         }
         match status {
@@ -1085,21 +1110,32 @@ impl Service {
         }
     }
 
+    /// ACKs the 2xx to our INVITE in `dialog` (a callee's answer, or the answer to our
+    /// re-INVITE on either leg).
     fn send_ack(&mut self, dialog: DialogId, now: Instant) {
         let _ = now;
+        let destination = self.calls.by_dialog.get(&dialog).and_then(|key| {
+            let call = self.calls.calls.get(key)?;
+            if let Some(fork) = call.fork_by_dialog(dialog) {
+                Some(fork.destination)
+            } else if call.a_dialog == Some(dialog) {
+                Some(call.source)
+            } else if call.b_dialog == Some(dialog) {
+                call.b_destination
+            } else {
+                None
+            }
+        });
+        match destination {
+            Some(destination) => self.send_ack_to(dialog, destination),
+            None => tracing::debug!(?dialog, "no destination for an ACK"),
+        }
+    }
+
+    fn send_ack_to(&mut self, dialog: DialogId, destination: Peer) {
         let Ok(outgoing) = self.dialogs.ack(dialog) else {
             return;
         };
-        let Some(key) = self.calls.by_dialog.get(&dialog).copied() else {
-            return;
-        };
-        let Some(call) = self.calls.calls.get(&key) else {
-            return;
-        };
-        let Some(fork) = call.fork_by_dialog(dialog) else {
-            return;
-        };
-        let destination = fork.destination;
         let mut ack = outgoing.request;
         ack.headers.push_front(Header::new(
             "Via",
@@ -1130,6 +1166,7 @@ impl Service {
             return;
         }
         fork.status = Some(487);
+        fork.awaiting_final = true;
         let fork = fork.clone();
         self.send_cancel(&fork, now);
     }
@@ -1762,7 +1799,16 @@ impl Service {
         };
         call.stage = Stage::Ended;
         self.calls.by_invite.remove(&call.invite_tsx);
+        let now = Instant::now();
+        self.calls
+            .orphan_forks
+            .retain(|_, (_, ended)| now.duration_since(*ended) < ORPHAN_FORK_LIFETIME);
         for fork in &call.forks {
+            if fork.status.is_none() || fork.awaiting_final {
+                self.calls
+                    .orphan_forks
+                    .insert(fork.tsx, (fork.destination, now));
+            }
             self.calls.by_fork.remove(&fork.tsx);
             if let Some(dialog) = fork.dialog {
                 self.calls.by_dialog.remove(&dialog);
@@ -1852,6 +1898,33 @@ impl Service {
         }
     }
 
+    /// A response to the INVITE of a call that ended while it rang: a 2xx (it crossed our
+    /// CANCEL) is ACKed and the phone hung up at once; a final one ends the watch.
+    fn handle_orphan_fork_response(
+        &mut self,
+        tsx: TsxId,
+        dialog: Option<DialogId>,
+        response: &Response,
+        now: Instant,
+    ) {
+        if response.status < 200 {
+            return;
+        }
+        let Some((destination, _)) = self.calls.orphan_forks.remove(&tsx) else {
+            return;
+        };
+        if let (Some(dialog), true) = (dialog, response.status < 300) {
+            tracing::info!("a phone answered a call already over: ACK and BYE");
+            self.send_ack_to(dialog, destination);
+            self.bye_dialog(
+                dialog,
+                Some(destination),
+                HangupCause::OriginatorCancel,
+                now,
+            );
+        }
+    }
+
     /// Dialog events that concern calls.
     pub(crate) fn handle_call_dialog_event(&mut self, event: DialogEvent, now: Instant) {
         match event {
@@ -1869,6 +1942,13 @@ impl Service {
             } if self.calls.owns_fork(tsx).is_some() => {
                 self.prack_fork(tsx, dialog, now);
                 self.handle_fork_response(tsx, Some(dialog), response, now);
+            }
+            DialogEvent::Response {
+                dialog,
+                tsx,
+                response,
+            } if self.calls.orphan_forks.contains_key(&tsx) => {
+                self.handle_orphan_fork_response(tsx, dialog, &response, now);
             }
             DialogEvent::Response {
                 dialog: Some(dialog),
