@@ -376,8 +376,10 @@ struct Leg {
     stats: Option<ReceiveStats>,
     rewriter: Rewriter,
     feed: Feed,
-    /// The leg whose feed is this one (its bridge peer), when not passing through.
+    /// The leg whose feed is this one (its bridge peer): the last of `fed`.
     listener: Option<LegId>,
+    /// Every leg whose feed is this one (usually none or one).
+    fed: Vec<LegId>,
     decode: Option<DecodePath>,
     encode: Option<EncodePath>,
     detector: Option<DtmfDetector>,
@@ -469,6 +471,7 @@ impl Shard {
             rewriter: Rewriter::new(config.ssrc, config.first_sequence, config.codec.clock_rate),
             feed: Feed::Silence,
             listener: None,
+            fed: Vec::new(),
             decode: None,
             encode: None,
             detector: config.detect_inband_dtmf.then(DtmfDetector::new),
@@ -516,15 +519,39 @@ impl Shard {
         };
         let counters = leg.counters;
         self.retired.add(&counters);
-        self.legs[id.0 as usize] = None;
+        self.unlink_feed(id);
+        let fed = self.legs[id.0 as usize]
+            .take()
+            .map(|leg| leg.fed)
+            .unwrap_or_default();
         self.free.push(id.0);
-        for leg in self.legs.iter_mut().flatten() {
-            if matches!(leg.feed, Feed::Leg(source) if source == id) {
+        for target in fed {
+            if let Some(leg) = self.leg_mut(target)
+                && matches!(leg.feed, Feed::Leg(source) if source == id)
+            {
                 leg.feed = Feed::Silence;
             }
-            if leg.listener == Some(id) {
-                leg.listener = None;
+        }
+    }
+
+    /// `target`'s feed no longer reads its source leg (if it did).
+    fn unlink_feed(&mut self, target: LegId) {
+        let Some(&Feed::Leg(source)) = self.leg(target).map(|l| &l.feed) else {
+            return;
+        };
+        if let Some(leg) = self.leg_mut(source) {
+            leg.fed.retain(|&t| t != target);
+            leg.listener = leg.fed.last().copied();
+        }
+    }
+
+    /// `target`'s feed reads `source`: it becomes `source`'s listener.
+    fn link_feed(&mut self, target: LegId, source: LegId) {
+        if let Some(leg) = self.leg_mut(source) {
+            if !leg.fed.contains(&target) {
+                leg.fed.push(target);
             }
+            leg.listener = Some(target);
         }
     }
 
@@ -601,7 +628,6 @@ impl Shard {
             leg.stats = None;
             leg.rewriter.source_changed();
         }
-        self.rewire();
     }
 
     /// Sets where a leg's audio comes from. Bridging two legs is `set_feed(a, Leg(b))` and
@@ -625,10 +651,17 @@ impl Shard {
         if matches!(feed, Feed::Tone(_) | Feed::Play(_)) {
             self.ensure_encoder(id, 8000)?;
         }
+        self.unlink_feed(id);
+        let source = match feed {
+            Feed::Leg(source) => Some(source),
+            _ => None,
+        };
         let leg = self.leg_mut(id).expect("checked above");
         leg.feed = feed;
         leg.rewriter.source_changed();
-        self.rewire();
+        if let Some(source) = source {
+            self.link_feed(id, source);
+        }
         Ok(())
     }
 
@@ -703,28 +736,6 @@ impl Shard {
 
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
-    }
-
-    /// Which leg reads which: after any change of feed, each leg whose feed is another leg
-    /// it cannot take packets from as they are registers as that leg's listener.
-    fn rewire(&mut self) {
-        let pairs: Vec<(LegId, LegId)> = self
-            .legs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| match l.as_ref()?.feed {
-                Feed::Leg(source) => Some((LegId(i as u32), source)),
-                _ => None,
-            })
-            .collect();
-        for leg in self.legs.iter_mut().flatten() {
-            leg.listener = None;
-        }
-        for (target, source) in pairs {
-            if let Some(leg) = self.leg_mut(source) {
-                leg.listener = Some(target);
-            }
-        }
     }
 
     /// The rate `id`'s encoder runs at or will run at, to decode its source's audio at.
