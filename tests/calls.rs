@@ -4,7 +4,7 @@
 //! busy, no answer (a route that sets `call_timeout`), the caller cancelling, a blacklisted
 //! caller, hold and unhold by re-INVITE and by UPDATE, DTMF by INFO, a re-INVITE without SDP,
 //! a late offer, session timers (422, refreshes by UPDATE and re-INVITE, expiry), the RTP
-//! timeout.
+//! timeout, INVITE with Replaces.
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
 //! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
@@ -1059,4 +1059,132 @@ async fn a_second_phone_answering_too_late_is_acked_and_hung_up() {
     );
     let cdr = &cdr_of(&db, "1002", 1).await[0];
     assert_eq!(cdr.hangup_cause, "ORIGINATOR_CANCEL", "{cdr:?}");
+}
+
+/// INVITE with Replaces (RFC 3891): 1000 calls 1001 and they talk; 1002 sends an INVITE
+/// whose Replaces names rswitch's dialog with 1001 (which 1001's scenario writes down). 1002
+/// is answered and talks with 1000 in 1001's place; 1001 gets BYE with `PICKED_OFF`; when
+/// 1002 hangs up, 1000 gets BYE. One CDR, for the call 1000 made. The same with the caller's
+/// dialog named (1002 takes 1003's place in its call to 1004). A Replaces naming no dialog of
+/// ours gets 481.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_with_replaces_takes_a_partys_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    let callee_port = free_udp_port();
+    let callee_users = users_file(path, "replaced-1001", "1001", "1000");
+    let mut register = sipp_command(path, &target, "register", callee_port);
+    register.arg("-inf").arg(&callee_users);
+    assert!(run(register).status.success(), "{}", errors_of(path));
+    let mut callee = sipp_command(path, &target, "uas_replaced", callee_port);
+    callee.stdout(Stdio::null()).stderr(Stdio::null());
+    let callee = callee.spawn().expect("start the callee");
+    std::thread::sleep(Duration::from_millis(300));
+    let caller_users = users_file(path, "replaced-caller", "1000", "1001");
+    let mut caller = sipp_command(path, &target, "uac_until_bye", free_udp_port());
+    caller
+        .arg("-inf")
+        .arg(&caller_users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let caller = caller.spawn().expect("start the caller");
+    // The callee writes the dialog down once the call is up.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let replaces = loop {
+        let logged = std::fs::read_to_string(path.join("replaces.txt"))
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|text| text.contains("from-tag="));
+        if let Some(value) = logged {
+            break value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the callee never logged its dialog: {:?}\n{}",
+            std::fs::read_dir(path)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .collect::<Vec<_>>(),
+            errors_of(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // A Replaces that names nothing: 481.
+    let stranger = users_file(path, "replacing-wrong", "1002", "1001");
+    let mut wrong = sipp_command(path, &target, "uac_replaces_unknown", free_udp_port());
+    wrong.arg("-inf").arg(&stranger);
+    assert!(
+        run(wrong).status.success(),
+        "a Replaces naming no dialog: {}",
+        errors_of(path)
+    );
+    let replacing_users = users_file(path, "replacing-1002", "1002", "1001");
+    let mut replacing = sipp_command(path, &target, "uac_replaces", free_udp_port());
+    replacing
+        .arg("-inf")
+        .arg(&replacing_users)
+        .args(["-key", "replaces", &replaces]);
+    let out = run(replacing);
+    let replacing_ok = out.status.success();
+    let callee_ok = finished_ok(callee);
+    let caller_ok = finished_ok(caller);
+    assert!(
+        replacing_ok && callee_ok && caller_ok,
+        "replacing ok {replacing_ok}, replaced callee ok {callee_ok}, caller ok {caller_ok} \
+         (Replaces: {replaces})\n{}",
+        errors_of(path)
+    );
+    let cdrs = cdr_of(&db, "1001", 1).await;
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].caller_id_number, "1000", "{cdrs:?}");
+    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
+
+    // The caller's place: 1003 calls 1004; 1002 replaces 1003 and talks with 1004.
+    let callee = waiting_phone(path, &target, "1004", "uas_answer", "1003");
+    let caller_users = users_file(path, "replaced-1003", "1003", "1004");
+    let mut caller = sipp_command(path, &target, "uac_replaced", free_udp_port());
+    caller
+        .arg("-inf")
+        .arg(&caller_users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let caller = caller.spawn().expect("start the caller");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let replaces = loop {
+        let written = std::fs::read_to_string(path.join("replaces-caller.txt"))
+            .ok()
+            .map(|text| text.trim().to_owned())
+            .filter(|text| text.contains("from-tag="));
+        if let Some(value) = written {
+            break value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller never wrote its dialog: {}",
+            errors_of(path)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let replacing_users = users_file(path, "replacing-1002-b", "1002", "1004");
+    let mut replacing = sipp_command(path, &target, "uac_replaces", free_udp_port());
+    replacing
+        .arg("-inf")
+        .arg(&replacing_users)
+        .args(["-key", "replaces", &replaces]);
+    let replacing_ok = run(replacing).status.success();
+    let caller_ok = finished_ok(caller);
+    let callee_ok = finished_ok(callee);
+    assert!(
+        replacing_ok && caller_ok && callee_ok,
+        "replacing ok {replacing_ok}, replaced caller ok {caller_ok}, callee ok {callee_ok} \
+         (Replaces: {replaces})\n{}",
+        errors_of(path)
+    );
+    let cdrs = cdr_of(&db, "1004", 1).await;
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
 }

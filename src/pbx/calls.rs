@@ -16,7 +16,8 @@
 //! offer and the ACK's answer; 100rel both ways (callee reliable provisionals PRACKed, the
 //! caller's sent reliably when it supports them); DTMF in INFO played to the other leg;
 //! blind and attended transfer by the callee (REFER, REFER with Replaces), the transferor
-//! kept informed by NOTIFY. An initial INVITE without SDP (late offer) gets our offer in the
+//! kept informed by NOTIFY; an INVITE with Replaces (RFC 3891) takes the place of the party
+//! of the dialog it names. An initial INVITE without SDP (late offer) gets our offer in the
 //! 200 and answers in its ACK. Each leg runs a session timer (RFC 4028, negotiated by
 //! [`super::session_timer`]): we refresh it by UPDATE or re-INVITE, or end the call when the
 //! party that should refresh does not.
@@ -398,6 +399,23 @@ impl Service {
             return;
         }
         let a_allows_update = allows_update(&request.headers);
+        // RFC 3891: an INVITE that replaces a dialog of ours joins that call.
+        if let Some(value) = request.headers.first("Replaces") {
+            match Replaces::parse_header(value) {
+                Some(replaces) => {
+                    self.handle_replacing_invite(tsx, request, source, caller, replaces);
+                }
+                None => {
+                    let mut r = Response::for_request(&request, 400, reason_phrase(400));
+                    r.headers.push(Header::new(
+                        "Warning",
+                        "399 rswitch \"the Replaces header does not parse\"",
+                    ));
+                    self.respond(tsx, r);
+                }
+            }
+            return;
+        }
         if let Err(error) = self.dialogs.handle_incoming_invite(tsx, &request) {
             tracing::debug!(%error, "INVITE refused by the dialog layer");
             let status = if matches!(error, crate::sip::dialog::DialogError::Capacity { .. }) {
@@ -2578,8 +2596,9 @@ impl Service {
         let call = self.calls.calls.get_mut(&key).expect("looked up above");
         call.held_by = None;
         call.deadline = None;
-        // A leg from another call (attended) already had its CALLOUT and ANSWER there.
-        let new_leg = cause == HangupCause::BlindTransfer;
+        // A leg from another call (attended) already had its CALLOUT and ANSWER there; a
+        // blind transfer's target or a replacing party is a new leg.
+        let new_leg = cause != HangupCause::AttendedTransfer;
         call.b_published = if new_leg {
             0
         } else {
@@ -2615,18 +2634,7 @@ impl Service {
         replaces: &Replaces,
         now: Instant,
     ) {
-        let named = [
-            (replaces.to_tag.clone(), replaces.from_tag.clone()),
-            (replaces.from_tag.clone(), replaces.to_tag.clone()),
-        ]
-        .into_iter()
-        .find_map(|(local, remote)| {
-            self.dialogs.find(&crate::sip::dialog::DialogIdentity {
-                call_id: replaces.call_id.clone(),
-                local_tag: crate::sip::dialog::Tag::new(local),
-                remote_tag: crate::sip::dialog::Tag::new(remote),
-            })
-        });
+        let named = self.dialog_named(replaces);
         let other_key = named.and_then(|d| self.calls.by_dialog.get(&d).copied().map(|k| (d, k)));
         let Some((named, other_key)) = other_key.filter(|(_, k)| *k != key) else {
             tracing::info!(call_id = %replaces.call_id, "attended transfer: no call has the dialog Replaces names");
@@ -2708,6 +2716,195 @@ impl Service {
         );
     }
 
+    /// The dialog of ours that a Replaces names (its tags in either order: the sender may
+    /// see the dialog from either end).
+    fn dialog_named(&self, replaces: &Replaces) -> Option<DialogId> {
+        [
+            (replaces.to_tag.clone(), replaces.from_tag.clone()),
+            (replaces.from_tag.clone(), replaces.to_tag.clone()),
+        ]
+        .into_iter()
+        .find_map(|(local, remote)| {
+            self.dialogs.find(&crate::sip::dialog::DialogIdentity {
+                call_id: replaces.call_id.clone(),
+                local_tag: crate::sip::dialog::Tag::new(local),
+                remote_tag: crate::sip::dialog::Tag::new(remote),
+            })
+        })
+    }
+
+    /// An INVITE with a `Replaces` header (RFC 3891) from an authenticated extension: the
+    /// new party takes the place of the party of the confirmed dialog it names, in that
+    /// dialog's call (the replaced party is hung up with `PICKED_OFF`). Refused with 481 when
+    /// no answered call has that dialog (RFC 3891 §3: early dialogs included), 488 without a
+    /// usable offer.
+    fn handle_replacing_invite(
+        &mut self,
+        tsx: TsxId,
+        request: Request,
+        source: Peer,
+        party: String,
+        replaces: Replaces,
+    ) {
+        let now = Instant::now();
+        let refuse = |service: &mut Service, status: u16, why: &str| {
+            let mut response = Response::for_request(&request, status, reason_phrase(status));
+            response
+                .headers
+                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
+            service.respond(tsx, response);
+        };
+        let found = self.dialog_named(&replaces).and_then(|named| {
+            let key = *self.calls.by_dialog.get(&named)?;
+            let call = self.calls.calls.get(&key)?;
+            let side = if call.a_dialog == Some(named) {
+                Side::Caller
+            } else if call.b_dialog == Some(named) {
+                Side::Callee
+            } else {
+                return None;
+            };
+            (call.stage == Stage::Bridged && call.transfer.is_none()).then_some((named, key, side))
+        });
+        let Some((named, key, side)) = found else {
+            tracing::info!(call_id = %replaces.call_id, "INVITE with Replaces: no answered call has that dialog");
+            return refuse(self, 481, "no answered call has the dialog Replaces names");
+        };
+        let Ok(offer_sdp) = SessionDescription::parse(&request.body) else {
+            return refuse(self, 488, "an INVITE with Replaces needs an SDP offer");
+        };
+        let timer = negotiate_as_uas(&request.headers, &self.timers);
+        if let UasDecision::TooSmall { min_se } = timer {
+            let mut r = Response::for_request(&request, 422, reason_phrase(422));
+            r.headers.push(Header::new("Min-SE", min_se.to_string()));
+            return self.respond(tsx, r);
+        }
+        if self.dialogs.handle_incoming_invite(tsx, &request).is_err() {
+            return refuse(self, 503, "no room for another dialog");
+        }
+        let endpoint = match self.media.open(key.0) {
+            Ok(endpoint) => endpoint,
+            Err(error) => {
+                tracing::error!(%error, "no RTP port for the replacing party");
+                let r = Response::for_request(&request, 503, reason_phrase(503));
+                return self.respond_dialog(tsx, r);
+            }
+        };
+        let local = self.local_media(&endpoint);
+        let Some(call) = self.calls.calls.get(&key) else {
+            return;
+        };
+        let prefer: Vec<_> = call
+            .agreed(side.other())
+            .iter()
+            .map(|a| a.codec.clone())
+            .collect();
+        let mut origin = OriginState::new(rand::random::<u32>().into());
+        let (answer_sdp, agreed) = match answer(&offer_sdp, &local, &prefer, &mut origin) {
+            Ok(done) => done,
+            Err(error) => {
+                self.media.close(endpoint.id);
+                let mut r = Response::for_request(&request, 488, reason_phrase(488));
+                r.headers
+                    .push(Header::new("Warning", format!("399 rswitch \"{error}\"")));
+                return self.respond_dialog(tsx, r);
+            }
+        };
+        self.media
+            .configure(endpoint.id, leg_config(&agreed, rand::random()));
+        let mut ok = Response::for_request(&request, 200, "OK");
+        ok.headers.push(Header::new(
+            "Contact",
+            format!("<sip:{}@{}>", uri_user(&request.uri), self.local_sip),
+        ));
+        ok.headers
+            .push(Header::new("Server", self.server_name.clone()));
+        ok.set_body("application/sdp", answer_sdp.to_string().into_bytes());
+        timer.add_to(&mut ok.headers);
+        let dialog = match self.dialogs.respond(now, tsx, ok) {
+            Ok(Some(dialog)) => dialog,
+            _ => {
+                self.media.close(endpoint.id);
+                return;
+            }
+        };
+        let session = LegSession {
+            timer: match timer {
+                UasDecision::Run {
+                    interval,
+                    refresher,
+                    ..
+                } => Some(LegTimer::start(interval, refresher, now)),
+                UasDecision::TooSmall { .. } => None,
+            },
+            allows_update: allows_update(&request.headers),
+        };
+        if let Some(timer) = session.timer {
+            self.calls.deadlines.push(Reverse((timer.due, key)));
+        }
+        tracing::info!(%party, replaced = ?side, "INVITE with Replaces: the party takes the call over");
+        let replaced_destination = {
+            let call = self.calls.calls.get(&key).expect("looked up above");
+            match side {
+                Side::Caller => Some(call.source),
+                Side::Callee => call.b_destination,
+            }
+        };
+        self.bye_dialog(named, replaced_destination, HangupCause::PickedOff, now);
+        let moved = MovedLeg {
+            dialog,
+            destination: source,
+            endpoint,
+            agreed,
+            origin,
+            number: party,
+            uuid: new_uuid(),
+            session,
+        };
+        match side {
+            Side::Callee => {
+                // As a transfer without a transferor to tell: the replaced callee is gone.
+                self.complete_transfer(
+                    key,
+                    named,
+                    source,
+                    false,
+                    moved,
+                    HangupCause::PickedOff,
+                    now,
+                );
+            }
+            Side::Caller => self.replace_caller(key, named, moved),
+        }
+    }
+
+    /// `moved` takes the caller's place in call `key`; the caller's dialog `replaced` is
+    /// already being hung up. The call keeps its uuid and CDR.
+    fn replace_caller(&mut self, key: CallKey, replaced: DialogId, moved: MovedLeg) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        call.detached.push(replaced);
+        let old = call.a_endpoint.replace(moved.endpoint);
+        call.a_dialog = Some(moved.dialog);
+        call.source = moved.destination;
+        call.a_agreed = Some(moved.agreed);
+        call.a_origin = moved.origin;
+        call.a_session = moved.session;
+        call.held_by = None;
+        tracing::info!(uuid = %call.uuid, by = %moved.number, "the caller's place is taken");
+        self.calls.by_dialog.insert(moved.dialog, key);
+        if let Some(old) = old {
+            self.media.close(old.id);
+        }
+        self.start_media(key);
+        if let Some(call) = self.calls.calls.get(&key)
+            && let (Some(a), Some(b)) = (call.a_endpoint, call.b_endpoint)
+        {
+            let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
+        }
+    }
+
     /// BYE in `dialog` (to `destination`, or the dialog's callee fork) with `cause`.
     fn bye_dialog(
         &mut self,
@@ -2749,7 +2946,17 @@ fn replaces_of(uri_headers: &str) -> Option<Replaces> {
         let (name, value) = pair.split_once('=')?;
         name.eq_ignore_ascii_case("Replaces").then_some(value)
     })?;
-    let decoded = percent_decode(value)?;
+    Replaces::parse_header(&percent_decode(value)?)
+}
+
+impl Replaces {
+    /// A `Replaces` header value: `call-id;to-tag=T;from-tag=F[;early-only]`.
+    fn parse_header(value: &str) -> Option<Replaces> {
+        replaces_value(value)
+    }
+}
+
+fn replaces_value(decoded: &str) -> Option<Replaces> {
     let mut parts = decoded.split(';');
     let call_id = parts.next()?.trim().to_owned();
     let (mut to_tag, mut from_tag) = (None, None);

@@ -39,6 +39,8 @@ pub enum HangupCause {
     AttendedTransfer,
     /// A party sent no RTP for the configured time (FreeSWITCH's name, kept for reports).
     MediaTimeout,
+    /// Another phone took the leg's place (an INVITE with Replaces).
+    PickedOff,
 }
 
 impl HangupCause {
@@ -72,6 +74,7 @@ impl HangupCause {
             BlindTransfer => "BLIND_TRANSFER",
             AttendedTransfer => "ATTENDED_TRANSFER",
             MediaTimeout => "MEDIA_TIMEOUT",
+            PickedOff => "PICKED_OFF",
         }
     }
 
@@ -106,7 +109,7 @@ impl HangupCause {
             LoseRace => 502,
             // Not ISDN causes: a transferor's leg ends normally; lost media is a timer that
             // ran out.
-            BlindTransfer | AttendedTransfer => 16,
+            BlindTransfer | AttendedTransfer | PickedOff => 16,
             MediaTimeout => 102,
         }
     }
@@ -162,7 +165,7 @@ impl HangupCause {
             OriginatorCancel => 487,
             SystemShutdown => 503,
             LoseRace => 487,
-            BlindTransfer | AttendedTransfer => 480,
+            BlindTransfer | AttendedTransfer | PickedOff => 480,
         }
     }
 

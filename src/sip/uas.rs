@@ -33,7 +33,7 @@ impl Default for Capabilities {
                 Method::Info,
                 Method::Refer,
             ],
-            supported: vec!["path", "outbound", "100rel", "timer"],
+            supported: vec!["path", "outbound", "100rel", "timer", "replaces"],
             accepted: vec!["application/sdp"],
         }
     }
