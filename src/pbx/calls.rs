@@ -15,7 +15,7 @@
 //! answered per leg with music on hold to the other side; a re-INVITE without SDP gets our
 //! offer and the ACK's answer; 100rel both ways (callee reliable provisionals PRACKed, the
 //! caller's sent reliably when it supports them); DTMF in INFO played to the other leg;
-//! blind and attended transfer by the callee (REFER, REFER with Replaces), the transferor
+//! blind and attended transfer by either party (REFER, REFER with Replaces), the transferor
 //! kept informed by NOTIFY; an INVITE with Replaces (RFC 3891) takes the place of the party
 //! of the dialog it names. An initial INVITE without SDP (late offer) gets our offer in the
 //! 200 and answers in its ACK. Each leg runs a session timer (RFC 4028, negotiated by
@@ -24,7 +24,7 @@
 //!
 //! What this module does not do yet (each fails the detail with `SERVICE_NOT_IMPLEMENTED`
 //! and a log line naming it, or refuses the request with a Warning, never pretending): the
-//! other dialplan actions, gateways, transfer by the caller.
+//! other dialplan actions, gateways.
 #![allow(clippy::disallowed_methods)] // part of the SIP service driver: reads clocks
 
 use std::cmp::Reverse;
@@ -2215,10 +2215,12 @@ impl Service {
     }
 }
 
-/// A blind transfer in progress (REFER from the callee): the target rings while the
+/// A blind transfer in progress (REFER from either party): the target rings while the
 /// transferee hears ringback; the transferor's leg stays in the call until the target
 /// answers, so a failed transfer gives the transferee back to it.
 struct Transfer {
+    /// The side that stays (the other one transferred it): the target joins it.
+    transferee: Side,
     /// The transferor's dialog (the REFER's), for NOTIFY.
     transferor_dialog: DialogId,
     transferor_destination: Peer,
@@ -2244,10 +2246,11 @@ struct MovedLeg {
 }
 
 impl Service {
-    /// REFER in a call (RFC 3515): from the callee, a blind transfer of the caller to the
-    /// extension in Refer-To, or with `Replaces` in Refer-To, an attended transfer: the
-    /// caller is joined with the other party of the dialog it names (RFC 3891). The
-    /// transferor hears of the outcome by NOTIFY (message/sipfrag) and is then hung up.
+    /// REFER in a call (RFC 3515) from either party (the transferor): a blind transfer of
+    /// the other party (the transferee) to the extension in Refer-To, or with `Replaces` in
+    /// Refer-To, an attended transfer: the transferee is joined with the other party of the
+    /// dialog it names (RFC 3891). The transferor hears of the outcome by NOTIFY
+    /// (message/sipfrag) and is then hung up.
     fn handle_refer(
         &mut self,
         key: CallKey,
@@ -2273,14 +2276,12 @@ impl Service {
                 "the call is not in a state to transfer (not bridged, or a transfer is under way)",
             );
         }
-        if call.side_of(dialog) == Side::Caller {
-            return refuse(
-                self,
-                501,
-                "a transfer by the calling party is not supported yet",
-            );
-        }
-        let Some(destination) = call.b_destination else {
+        let transferor = call.side_of(dialog);
+        let destination = match transferor {
+            Side::Caller => Some(call.source),
+            Side::Callee => call.b_destination,
+        };
+        let Some(destination) = destination else {
             return refuse(self, 481, "the call is gone");
         };
         let refer_to = request
@@ -2382,8 +2383,9 @@ impl Service {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
+        let transferee = call.side_of(dialog).other();
         // The transferee's codec first: the target may then be bridged without transcoding.
-        if let Some(current) = &call.a_agreed {
+        if let Some(current) = call.agreed(transferee) {
             let name = current.codec.encoding.clone();
             local
                 .codecs
@@ -2391,10 +2393,13 @@ impl Service {
         }
         let mut origin = OriginState::new(rand::random::<u32>().into());
         let transfer_offer = offer(&local, &mut origin);
-        let caller = call.caller.clone();
+        let caller = match transferee {
+            Side::Caller => call.caller.clone(),
+            Side::Callee => call.b_number.clone(),
+        };
         let timeout = call.call_timeout;
         let uuid = call.uuid.clone();
-        let a_endpoint = call.a_endpoint;
+        let transferee_endpoint = call.endpoint(transferee);
         let forks = self.send_forks(&caller, target, bindings, &transfer_offer, now);
         if forks.is_empty() {
             self.media.close(endpoint.id);
@@ -2405,9 +2410,9 @@ impl Service {
         for fork in &forks {
             self.calls.by_fork.insert(fork.tsx, key);
         }
-        if let Some(a) = a_endpoint {
+        if let Some(endpoint) = transferee_endpoint {
             let ringback = FeedSpec::Tone(ToneSpec::china_ringback());
-            if let Err(error) = self.media.set_feed(a.id, ringback) {
+            if let Err(error) = self.media.set_feed(endpoint.id, ringback) {
                 tracing::warn!(%uuid, %error, "no ringback for the transferee");
             }
         }
@@ -2417,6 +2422,7 @@ impl Service {
         call.deadline = Some(now + timeout);
         self.calls.deadlines.push(Reverse((now + timeout, key)));
         call.transfer = Some(Transfer {
+            transferee,
             transferor_dialog: dialog,
             transferor_destination: destination,
             transferor_gone: false,
@@ -2500,15 +2506,26 @@ impl Service {
                     }
                     call.forks.extend(transfer.forks);
                 }
-                self.complete_transfer(
-                    key,
-                    transfer.transferor_dialog,
-                    transfer.transferor_destination,
-                    !transfer.transferor_gone,
-                    moved,
-                    HangupCause::BlindTransfer,
-                    now,
-                );
+                match transfer.transferee {
+                    Side::Caller => self.complete_transfer(
+                        key,
+                        transfer.transferor_dialog,
+                        transfer.transferor_destination,
+                        !transfer.transferor_gone,
+                        moved,
+                        HangupCause::BlindTransfer,
+                        now,
+                    ),
+                    Side::Callee => self.complete_caller_transfer(
+                        key,
+                        transfer.transferor_dialog,
+                        transfer.transferor_destination,
+                        !transfer.transferor_gone,
+                        moved,
+                        HangupCause::BlindTransfer,
+                        now,
+                    ),
+                }
             }
             _ => {
                 transfer.forks[index].status = Some(status);
@@ -2623,7 +2640,40 @@ impl Service {
         }
     }
 
-    /// REFER with Replaces from the callee of call `key`: the dialog Replaces names belongs
+    /// Joins `moved` with the callee of call `key` in place of the caller (the transferor):
+    /// the transferor told (when still there) and hung up. The call keeps its uuid and CDR.
+    #[allow(clippy::too_many_arguments)]
+    fn complete_caller_transfer(
+        &mut self,
+        key: CallKey,
+        transferor_dialog: DialogId,
+        transferor_destination: Peer,
+        transferor_present: bool,
+        moved: MovedLeg,
+        cause: HangupCause,
+        now: Instant,
+    ) {
+        if let Err(error) = self.media.migrate(moved.endpoint.id, key.0) {
+            tracing::warn!(%error, "the transferred leg's media could not move");
+        }
+        if transferor_present {
+            self.notify_transferor(transferor_dialog, transferor_destination, 200, true, now);
+            self.bye_dialog(transferor_dialog, Some(transferor_destination), cause, now);
+        }
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.deadline = None;
+            tracing::info!(uuid = %call.uuid, to = %moved.number, "transferred by the caller");
+        }
+        self.replace_caller(key, transferor_dialog, moved);
+        for code in [EventCode::Bridged, EventCode::Talking] {
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.b_published &= !(1 << code.code());
+            }
+            self.publish(key, Side::Callee, code, "");
+        }
+    }
+
+    /// REFER with Replaces from a party of call `key`: the dialog Replaces names belongs
     /// to another call of the transferor; the other party of that call takes the
     /// transferor's place here, and that other call ends.
     fn attended_transfer(
@@ -2705,15 +2755,32 @@ impl Service {
         self.calls.by_dialog.remove(&moved.dialog);
         // The other call is over for the transferor.
         self.hang_up(other_key, HangupCause::AttendedTransfer, now);
-        self.complete_transfer(
-            key,
-            dialog,
-            destination,
-            true,
-            moved,
-            HangupCause::AttendedTransfer,
-            now,
-        );
+        let by_caller = self
+            .calls
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.a_dialog == Some(dialog));
+        if by_caller {
+            self.complete_caller_transfer(
+                key,
+                dialog,
+                destination,
+                true,
+                moved,
+                HangupCause::AttendedTransfer,
+                now,
+            );
+        } else {
+            self.complete_transfer(
+                key,
+                dialog,
+                destination,
+                true,
+                moved,
+                HangupCause::AttendedTransfer,
+                now,
+            );
+        }
     }
 
     /// The dialog of ours that a Replaces names (its tags in either order: the sender may
