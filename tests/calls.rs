@@ -8,7 +8,7 @@
 //! Each call's CDR is then read from the database and checked field by field, and its call
 //! events (from the log) leg by leg. PostgreSQL stopped for 30 s during calls loses no CDR,
 //! and neither does a server killed with SIGKILL right after the calls. Three phones: blind
-//! and attended transfer by the callee, blind transfer by the caller.
+//! and attended transfer, by the callee and by the caller.
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
@@ -1189,9 +1189,11 @@ async fn an_invite_with_replaces_takes_a_partys_place() {
     assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
 }
 
-/// Blind transfer by the calling party: 1000 calls 1001 and REFERs it to 1002; 1001 hears
-/// ringback, 1002 answers and talks with 1001, 1000 is told by NOTIFY (100, then 200) and
-/// hung up (`BLIND_TRANSFER`); 1002 hangs up, and 1001 gets BYE. One CDR for the call.
+/// Blind and attended transfer by the calling party: 1000 calls 1001 and REFERs it to 1002
+/// (blind: 1001 hears ringback until 1002 answers; attended: 1000 calls 1002 itself first
+/// and names that dialog in Replaces). 1002 talks with 1001 in 1000's place, 1000 is told by
+/// NOTIFY (100, then 200) and hung up (`BLIND_TRANSFER`, `ATTENDED_TRANSFER`); 1002 hangs
+/// up, and 1001 gets BYE. The transferred call has one CDR, still 1000's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_calling_party_transfers_the_callee() {
     let dir = tempfile::tempdir().unwrap();
@@ -1199,24 +1201,37 @@ async fn the_calling_party_transfers_the_callee() {
     let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
     let target = listeners["sip_udp"].clone();
     let db = database(path).await;
-    let transfer_target = waiting_phone(path, &target, "1002", "uas_hangup", "1001");
-    let transferee = waiting_phone(path, &target, "1001", "uas_answer", "1000");
-    let users = users_file(path, "caller-transferor", "1000", "1001");
-    let mut dial = sipp_command(path, &target, "uac_blind_transferor", free_udp_port());
-    dial.arg("-inf")
-        .arg(&users)
-        .args(["-key", "target", "1002"]);
-    let out = run(dial);
-    let transferee_ok = finished_ok(transferee);
-    let target_ok = finished_ok(transfer_target);
-    assert!(
-        out.status.success() && transferee_ok && target_ok,
-        "transferor ok {}, transferee ok {transferee_ok}, target ok {target_ok}\n{}",
-        out.status.success(),
-        errors_of(path)
-    );
-    let cdrs = cdr_of(&db, "1001", 1).await;
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
-    assert_eq!(cdrs[0].caller_id_number, "1000", "{cdrs:?}");
-    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
+    for (scenario, transferee_number) in [
+        ("uac_blind_transferor", "1001"),
+        ("uac_attended_transferor", "1003"),
+    ] {
+        let transfer_target = waiting_phone(path, &target, "1002", "uas_hangup", transferee_number);
+        let transferee = waiting_phone(path, &target, transferee_number, "uas_answer", "1000");
+        let users = users_file(
+            path,
+            &format!("caller-{scenario}"),
+            "1000",
+            transferee_number,
+        );
+        let mut dial = sipp_command(path, &target, scenario, free_udp_port());
+        dial.arg("-inf")
+            .arg(&users)
+            .args(["-key", "target", "1002"]);
+        let out = run(dial);
+        let transferee_ok = finished_ok(transferee);
+        let target_ok = finished_ok(transfer_target);
+        assert!(
+            out.status.success() && transferee_ok && target_ok,
+            "{scenario}: transferor ok {}, transferee ok {transferee_ok}, target ok {target_ok}\n{}",
+            out.status.success(),
+            errors_of(path)
+        );
+        let cdrs = cdr_of(&db, transferee_number, 1).await;
+        assert_eq!(cdrs.len(), 1, "{scenario}: {cdrs:?}");
+        assert_eq!(cdrs[0].caller_id_number, "1000", "{scenario}: {cdrs:?}");
+        assert_eq!(
+            cdrs[0].hangup_cause, "NORMAL_CLEARING",
+            "{scenario}: {cdrs:?}"
+        );
+    }
 }
