@@ -211,6 +211,34 @@ impl Drop for Phone {
     }
 }
 
+/// The server's SQLite store in `path`.
+async fn store_in(path: &Path) -> Store {
+    Store::connect(
+        &format!("sqlite://{}", path.join("rswitch.db").display()),
+        &ConnectOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits (20 s at most) until every one of `phones` is registered.
+async fn wait_registered(db: &Store, phones: &[(&str, &Phone)]) {
+    let numbers: Vec<&str> = phones.iter().map(|(number, _)| *number).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !registered(db, &numbers).await {
+        assert!(
+            Instant::now() < deadline,
+            "the phones did not register; logs:\n{}",
+            phones
+                .iter()
+                .map(|(number, phone)| format!("{number}:\n{}", phone.log()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn registered(db: &Store, numbers: &[&str]) -> bool {
     let rows = db.all::<Registration>().await.unwrap();
     numbers.iter().all(|n| rows.iter().any(|r| r.aor == *n))
@@ -257,22 +285,8 @@ async fn tone_call(
         callee_module,
         callee_codec,
     );
-    let db = Store::connect(
-        &format!("sqlite://{}", path.join("rswitch.db").display()),
-        &ConnectOptions::default(),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !registered(&db, &["1000", "1001"]).await {
-        assert!(
-            Instant::now() < deadline,
-            "the phones did not register; logs:\n{}\n{}",
-            caller.log(),
-            callee.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let db = store_in(path).await;
+    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
     caller.command("dial", &format!("sip:1001@{sip}"));
     tokio::time::sleep(Duration::from_secs(5)).await;
     caller.command("hangup", "");
@@ -354,12 +368,7 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
     {
         let status = rswitch_command(path).arg("migrate").status().unwrap();
         assert!(status.success());
-        let db = Store::connect(
-            &format!("sqlite://{}", path.join("rswitch.db").display()),
-            &ConnectOptions::default(),
-        )
-        .await
-        .unwrap();
+        let db = store_in(path).await;
         rswitch::store::seed::seed(&db, None).await.unwrap();
         let mut record_path = db
             .all::<BaseConfigEntry>()
@@ -448,21 +457,8 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
         "g711.so",
         "PCMU/8000/1",
     );
-    let db = Store::connect(
-        &format!("sqlite://{}", path.join("rswitch.db").display()),
-        &ConnectOptions::default(),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !registered(&db, &["1000"]).await {
-        assert!(
-            Instant::now() < deadline,
-            "no registration:\n{}",
-            phone.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let db = store_in(path).await;
+    wait_registered(&db, &[("1000", &phone)]).await;
     phone.command("dial", &format!("sip:2001@{sip}"));
     // The route hangs up by itself: wait for its CDR.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -608,12 +604,7 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
     {
         let status = rswitch_command(path).arg("migrate").status().unwrap();
         assert!(status.success());
-        let db = Store::connect(
-            &format!("sqlite://{}", path.join("rswitch.db").display()),
-            &ConnectOptions::default(),
-        )
-        .await
-        .unwrap();
+        let db = store_in(path).await;
         rswitch::store::seed::seed(&db, None).await.unwrap();
         let mut agent = db
             .all::<Extension>()
@@ -652,17 +643,8 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
         "g711.so",
         "PCMU/8000/1",
     );
-    let db = Store::connect(
-        &format!("sqlite://{}", path.join("rswitch.db").display()),
-        &ConnectOptions::default(),
-    )
-    .await
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !registered(&db, &["1000", "1001"]).await {
-        assert!(Instant::now() < deadline, "the phones did not register");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let db = store_in(path).await;
+    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
     caller.command("dial", &format!("sip:1001@{sip}"));
     tokio::time::sleep(Duration::from_secs(9)).await;
     caller.command("hangup", "");

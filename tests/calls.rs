@@ -45,6 +45,33 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+/// The first of four free UDP ports in a row for a SIPp's media (it binds the port and the
+/// next ones for RTCP and video), from 10000-16383: below rswitch's RTP range and the
+/// kernel's ephemeral ports, where the ports other processes of the test pick at random
+/// could take them between the check and SIPp's bind.
+fn free_media_ports() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        10_000 + (std::process::id() % 1_500) as u16 * 4,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let mut first = NEXT.fetch_add(4, Ordering::SeqCst);
+        if first > 16_380 {
+            NEXT.store(10_004, Ordering::SeqCst);
+            first = 10_000;
+        }
+        let all_free =
+            (first..first + 4).all(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+}
+
 /// The password of extension `number` in the server's database: the SQLite one of `dir`, or
 /// the database named in `dir/db-url` (the PostgreSQL test writes it). Kept in
 /// `dir/password-NUMBER` once read, so calls need no database.
@@ -102,7 +129,7 @@ fn sipp_command_within(
             "-nostdin",
             "-trace_err",
             "-mp",
-            &free_udp_port().to_string(),
+            &free_media_ports().to_string(),
         ]);
     cmd
 }
@@ -1061,12 +1088,13 @@ async fn a_second_phone_answering_too_late_is_acked_and_hung_up() {
     assert_eq!(cdr.hangup_cause, "ORIGINATOR_CANCEL", "{cdr:?}");
 }
 
-/// INVITE with Replaces (RFC 3891): 1000 calls 1001 and they talk; 1002 sends an INVITE
-/// whose Replaces names rswitch's dialog with 1001 (which 1001's scenario writes down). 1002
-/// is answered and talks with 1000 in 1001's place; 1001 gets BYE with `PICKED_OFF`; when
-/// 1002 hangs up, 1000 gets BYE. One CDR, for the call 1000 made. The same with the caller's
-/// dialog named (1002 takes 1003's place in its call to 1004). A Replaces naming no dialog of
-/// ours gets 481.
+/// INVITE with Replaces (RFC 3891), for each place in turn: a call is set up whose party
+/// to be replaced writes down the dialog rswitch has with it; 1002 sends an INVITE whose
+/// Replaces names that dialog, is answered and talks in that party's place, the replaced
+/// party gets BYE with `PICKED_OFF`; when 1002 hangs up, the remaining party gets BYE. One
+/// CDR per call, for the caller that made it. First the callee's place (1000 calls 1001,
+/// 1002 replaces 1001), then the caller's (1003 calls 1004, 1002 replaces 1003). A
+/// Replaces naming no dialog of ours gets 481.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_with_replaces_takes_a_partys_place() {
     let dir = tempfile::tempdir().unwrap();
@@ -1074,46 +1102,6 @@ async fn an_invite_with_replaces_takes_a_partys_place() {
     let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
     let target = listeners["sip_udp"].clone();
     let db = database(path).await;
-    let callee_port = free_udp_port();
-    let callee_users = users_file(path, "replaced-1001", "1001", "1000");
-    let mut register = sipp_command(path, &target, "register", callee_port);
-    register.arg("-inf").arg(&callee_users);
-    assert!(run(register).status.success(), "{}", errors_of(path));
-    let mut callee = sipp_command(path, &target, "uas_replaced", callee_port);
-    callee.stdout(Stdio::null()).stderr(Stdio::null());
-    let callee = callee.spawn().expect("start the callee");
-    std::thread::sleep(Duration::from_millis(300));
-    let caller_users = users_file(path, "replaced-caller", "1000", "1001");
-    let mut caller = sipp_command(path, &target, "uac_until_bye", free_udp_port());
-    caller
-        .arg("-inf")
-        .arg(&caller_users)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let caller = caller.spawn().expect("start the caller");
-    // The callee writes the dialog down once the call is up.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let replaces = loop {
-        let logged = std::fs::read_to_string(path.join("replaces.txt"))
-            .ok()
-            .map(|text| text.trim().to_owned())
-            .filter(|text| text.contains("from-tag="));
-        if let Some(value) = logged {
-            break value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the callee never logged its dialog: {:?}\n{}",
-            std::fs::read_dir(path)
-                .unwrap()
-                .filter_map(Result::ok)
-                .map(|e| e.file_name())
-                .collect::<Vec<_>>(),
-            errors_of(path)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    // A Replaces that names nothing: 481.
     let stranger = users_file(path, "replacing-wrong", "1002", "1001");
     let mut wrong = sipp_command(path, &target, "uac_replaces_unknown", free_udp_port());
     wrong.arg("-inf").arg(&stranger);
@@ -1122,71 +1110,68 @@ async fn an_invite_with_replaces_takes_a_partys_place() {
         "a Replaces naming no dialog: {}",
         errors_of(path)
     );
-    let replacing_users = users_file(path, "replacing-1002", "1002", "1001");
-    let mut replacing = sipp_command(path, &target, "uac_replaces", free_udp_port());
-    replacing
-        .arg("-inf")
-        .arg(&replacing_users)
-        .args(["-key", "replaces", &replaces]);
-    let out = run(replacing);
-    let replacing_ok = out.status.success();
-    let callee_ok = finished_ok(callee);
-    let caller_ok = finished_ok(caller);
-    assert!(
-        replacing_ok && callee_ok && caller_ok,
-        "replacing ok {replacing_ok}, replaced callee ok {callee_ok}, caller ok {caller_ok} \
-         (Replaces: {replaces})\n{}",
-        errors_of(path)
-    );
-    let cdrs = cdr_of(&db, "1001", 1).await;
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
-    assert_eq!(cdrs[0].caller_id_number, "1000", "{cdrs:?}");
-    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
-
-    // The caller's place: 1003 calls 1004; 1002 replaces 1003 and talks with 1004.
-    let callee = waiting_phone(path, &target, "1004", "uas_answer", "1003");
-    let caller_users = users_file(path, "replaced-1003", "1003", "1004");
-    let mut caller = sipp_command(path, &target, "uac_replaced", free_udp_port());
-    caller
-        .arg("-inf")
-        .arg(&caller_users)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let caller = caller.spawn().expect("start the caller");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let replaces = loop {
-        let written = std::fs::read_to_string(path.join("replaces-caller.txt"))
-            .ok()
-            .map(|text| text.trim().to_owned())
-            .filter(|text| text.contains("from-tag="));
-        if let Some(value) = written {
-            break value;
-        }
+    // (caller, its scenario, callee, its scenario, the file the replaced party writes)
+    for (caller, caller_scenario, callee, callee_scenario, written) in [
+        (
+            "1000",
+            "uac_until_bye",
+            "1001",
+            "uas_replaced",
+            "replaces.txt",
+        ),
+        (
+            "1003",
+            "uac_replaced",
+            "1004",
+            "uas_answer",
+            "replaces-caller.txt",
+        ),
+    ] {
+        let callee_phone = waiting_phone(path, &target, callee, callee_scenario, caller);
+        let caller_users = users_file(path, &format!("replaced-{caller}"), caller, callee);
+        let mut caller_phone = sipp_command(path, &target, caller_scenario, free_udp_port());
+        caller_phone
+            .arg("-inf")
+            .arg(&caller_users)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let caller_phone = caller_phone.spawn().expect("start the caller");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let replaces = loop {
+            let value = std::fs::read_to_string(path.join(written))
+                .ok()
+                .map(|text| text.trim().to_owned())
+                .filter(|text| text.contains("from-tag="));
+            if let Some(value) = value {
+                break value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{written} was never written: {}",
+                errors_of(path)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let replacing_users = users_file(path, &format!("replacing-{callee}"), "1002", callee);
+        let mut replacing = sipp_command(path, &target, "uac_replaces", free_udp_port());
+        replacing
+            .arg("-inf")
+            .arg(&replacing_users)
+            .args(["-key", "replaces", &replaces]);
+        let replacing_ok = run(replacing).status.success();
+        let caller_ok = finished_ok(caller_phone);
+        let callee_ok = finished_ok(callee_phone);
         assert!(
-            Instant::now() < deadline,
-            "the caller never wrote its dialog: {}",
+            replacing_ok && caller_ok && callee_ok,
+            "{written}: replacing ok {replacing_ok}, caller ok {caller_ok}, callee ok \
+             {callee_ok} (Replaces: {replaces})\n{}",
             errors_of(path)
         );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let replacing_users = users_file(path, "replacing-1002-b", "1002", "1004");
-    let mut replacing = sipp_command(path, &target, "uac_replaces", free_udp_port());
-    replacing
-        .arg("-inf")
-        .arg(&replacing_users)
-        .args(["-key", "replaces", &replaces]);
-    let replacing_ok = run(replacing).status.success();
-    let caller_ok = finished_ok(caller);
-    let callee_ok = finished_ok(callee);
-    assert!(
-        replacing_ok && caller_ok && callee_ok,
-        "replacing ok {replacing_ok}, replaced caller ok {caller_ok}, callee ok {callee_ok} \
-         (Replaces: {replaces})\n{}",
-        errors_of(path)
-    );
-    let cdrs = cdr_of(&db, "1004", 1).await;
-    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
-    assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
+        let cdrs = cdr_of(&db, callee, 1).await;
+        assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+        assert_eq!(cdrs[0].caller_id_number, caller, "{cdrs:?}");
+        assert_eq!(cdrs[0].hangup_cause, "NORMAL_CLEARING", "{cdrs:?}");
+    }
 }
 
 /// Blind and attended transfer by the calling party: 1000 calls 1001 and REFERs it to 1002

@@ -2233,6 +2233,14 @@ struct Transfer {
     origin: OriginState,
 }
 
+/// The party that asked for a transfer, and whether it is still there to be told.
+#[derive(Clone, Copy)]
+struct Transferor {
+    dialog: DialogId,
+    destination: Peer,
+    present: bool,
+}
+
 /// A leg taken out of one call to join another (attended transfer).
 struct MovedLeg {
     dialog: DialogId,
@@ -2506,26 +2514,18 @@ impl Service {
                     }
                     call.forks.extend(transfer.forks);
                 }
-                match transfer.transferee {
-                    Side::Caller => self.complete_transfer(
-                        key,
-                        transfer.transferor_dialog,
-                        transfer.transferor_destination,
-                        !transfer.transferor_gone,
-                        moved,
-                        HangupCause::BlindTransfer,
-                        now,
-                    ),
-                    Side::Callee => self.complete_caller_transfer(
-                        key,
-                        transfer.transferor_dialog,
-                        transfer.transferor_destination,
-                        !transfer.transferor_gone,
-                        moved,
-                        HangupCause::BlindTransfer,
-                        now,
-                    ),
-                }
+                self.complete_transfer(
+                    key,
+                    transfer.transferee.other(),
+                    Transferor {
+                        dialog: transfer.transferor_dialog,
+                        destination: transfer.transferor_destination,
+                        present: !transfer.transferor_gone,
+                    },
+                    moved,
+                    HangupCause::BlindTransfer,
+                    now,
+                );
             }
             _ => {
                 transfer.forks[index].status = Some(status);
@@ -2570,15 +2570,14 @@ impl Service {
         }
     }
 
-    /// Joins `moved` with the caller of call `key` in place of the callee (the transferor):
-    /// media bridged, the transferor told (when still there) and hung up.
-    #[allow(clippy::too_many_arguments)]
+    /// `moved` takes the place (`place`: the transferor's side) of the transferor in call
+    /// `key`: its media moves to the call's thread, the transferor is told (when still
+    /// there) and hung up, and the call goes on with the other party.
     fn complete_transfer(
         &mut self,
         key: CallKey,
-        transferor_dialog: DialogId,
-        transferor_destination: Peer,
-        transferor_present: bool,
+        place: Side,
+        transferor: Transferor,
         moved: MovedLeg,
         cause: HangupCause,
         now: Instant,
@@ -2586,16 +2585,46 @@ impl Service {
         if let Err(error) = self.media.migrate(moved.endpoint.id, key.0) {
             tracing::warn!(%error, "the transferred leg's media could not move");
         }
-        // The transferor's leg ends here.
-        self.end_callee_leg(key, cause);
-        if transferor_present {
-            self.notify_transferor(transferor_dialog, transferor_destination, 200, true, now);
-            self.bye_dialog(transferor_dialog, Some(transferor_destination), cause, now);
+        if place == Side::Callee {
+            // The transferor's leg ends here (the caller's leg is the call's own).
+            self.end_callee_leg(key, cause);
         }
+        if transferor.present {
+            let (dialog, destination) = (transferor.dialog, transferor.destination);
+            self.notify_transferor(dialog, destination, 200, true, now);
+            self.bye_dialog(dialog, Some(destination), cause, now);
+        }
+        match place {
+            Side::Callee => self.replace_callee(key, transferor.dialog, moved, cause),
+            Side::Caller => {
+                if let Some(call) = self.calls.calls.get_mut(&key) {
+                    call.deadline = None;
+                    tracing::info!(uuid = %call.uuid, to = %moved.number, "transferred by the caller");
+                }
+                self.replace_caller(key, transferor.dialog, moved);
+                for code in [EventCode::Bridged, EventCode::Talking] {
+                    if let Some(call) = self.calls.calls.get_mut(&key) {
+                        call.b_published &= !(1 << code.code());
+                    }
+                    self.publish(key, Side::Callee, code, "");
+                }
+            }
+        }
+    }
+
+    /// `moved` takes the callee's place in call `key`; the callee's dialog `replaced` is
+    /// already being hung up.
+    fn replace_callee(
+        &mut self,
+        key: CallKey,
+        replaced: DialogId,
+        moved: MovedLeg,
+        cause: HangupCause,
+    ) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
         };
-        call.detached.push(transferor_dialog);
+        call.detached.push(replaced);
         if let Some(old) = call.b_endpoint.replace(moved.endpoint) {
             self.media.close(old.id);
         }
@@ -2637,39 +2666,6 @@ impl Service {
                 call.a_published &= !(1 << code.code());
             }
             self.publish(key, Side::Caller, code, "");
-        }
-    }
-
-    /// Joins `moved` with the callee of call `key` in place of the caller (the transferor):
-    /// the transferor told (when still there) and hung up. The call keeps its uuid and CDR.
-    #[allow(clippy::too_many_arguments)]
-    fn complete_caller_transfer(
-        &mut self,
-        key: CallKey,
-        transferor_dialog: DialogId,
-        transferor_destination: Peer,
-        transferor_present: bool,
-        moved: MovedLeg,
-        cause: HangupCause,
-        now: Instant,
-    ) {
-        if let Err(error) = self.media.migrate(moved.endpoint.id, key.0) {
-            tracing::warn!(%error, "the transferred leg's media could not move");
-        }
-        if transferor_present {
-            self.notify_transferor(transferor_dialog, transferor_destination, 200, true, now);
-            self.bye_dialog(transferor_dialog, Some(transferor_destination), cause, now);
-        }
-        if let Some(call) = self.calls.calls.get_mut(&key) {
-            call.deadline = None;
-            tracing::info!(uuid = %call.uuid, to = %moved.number, "transferred by the caller");
-        }
-        self.replace_caller(key, transferor_dialog, moved);
-        for code in [EventCode::Bridged, EventCode::Talking] {
-            if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.b_published &= !(1 << code.code());
-            }
-            self.publish(key, Side::Callee, code, "");
         }
     }
 
@@ -2755,32 +2751,23 @@ impl Service {
         self.calls.by_dialog.remove(&moved.dialog);
         // The other call is over for the transferor.
         self.hang_up(other_key, HangupCause::AttendedTransfer, now);
-        let by_caller = self
-            .calls
-            .calls
-            .get(&key)
-            .is_some_and(|c| c.a_dialog == Some(dialog));
-        if by_caller {
-            self.complete_caller_transfer(
-                key,
-                dialog,
-                destination,
-                true,
-                moved,
-                HangupCause::AttendedTransfer,
-                now,
-            );
-        } else {
-            self.complete_transfer(
-                key,
-                dialog,
-                destination,
-                true,
-                moved,
-                HangupCause::AttendedTransfer,
-                now,
-            );
-        }
+        let place = match self.calls.calls.get(&key) {
+            Some(call) => call.side_of(dialog),
+            None => return,
+        };
+        let transferor = Transferor {
+            dialog,
+            destination,
+            present: true,
+        };
+        self.complete_transfer(
+            key,
+            place,
+            transferor,
+            moved,
+            HangupCause::AttendedTransfer,
+            now,
+        );
     }
 
     /// The dialog of ours that a Replaces names (its tags in either order: the sender may
@@ -2931,11 +2918,15 @@ impl Service {
         match side {
             Side::Callee => {
                 // As a transfer without a transferor to tell: the replaced callee is gone.
+                let replaced = Transferor {
+                    dialog: named,
+                    destination: source,
+                    present: false,
+                };
                 self.complete_transfer(
                     key,
-                    named,
-                    source,
-                    false,
+                    Side::Callee,
+                    replaced,
                     moved,
                     HangupCause::PickedOff,
                     now,
