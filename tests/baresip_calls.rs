@@ -221,6 +221,15 @@ async fn store_in(path: &Path) -> Store {
     .unwrap()
 }
 
+/// The store of a server not started yet in `path`: migrated and seeded, to configure.
+async fn seeded_store(path: &Path) -> Store {
+    let status = rswitch_command(path).arg("migrate").status().unwrap();
+    assert!(status.success(), "rswitch migrate failed");
+    let db = store_in(path).await;
+    rswitch::store::seed::seed(&db, None).await.unwrap();
+    db
+}
+
 /// Waits (20 s at most) until every one of `phones` is registered.
 async fn wait_registered(db: &Store, phones: &[(&str, &Phone)]) {
     let numbers: Vec<&str> = phones.iter().map(|(number, _)| *number).collect();
@@ -366,10 +375,7 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
     let ring_file = path.join("ring-440.wav");
     tone_wav(&ring_file, 440.0, 8000, 1);
     {
-        let status = rswitch_command(path).arg("migrate").status().unwrap();
-        assert!(status.success());
-        let db = store_in(path).await;
-        rswitch::store::seed::seed(&db, None).await.unwrap();
+        let db = seeded_store(path).await;
         let mut record_path = db
             .all::<BaseConfigEntry>()
             .await
@@ -602,10 +608,7 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     {
-        let status = rswitch_command(path).arg("migrate").status().unwrap();
-        assert!(status.success());
-        let db = store_in(path).await;
-        rswitch::store::seed::seed(&db, None).await.unwrap();
+        let db = seeded_store(path).await;
         let mut agent = db
             .all::<Extension>()
             .await

@@ -266,6 +266,19 @@ async fn database(dir: &Path) -> Store {
     .unwrap()
 }
 
+/// Starts rswitch on a fresh SQLite database in `path`, with `config` (TOML; empty for the
+/// defaults): the server, its log, its SIP UDP address and its store.
+async fn server_in(path: &Path, config: &str) -> (Server, LogReader, String, Store) {
+    let file = path.join("rswitch.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&file);
+    let (server, logs, listeners) = start_server_with_listeners(cmd);
+    let target = listeners["sip_udp"].clone();
+    let db = database(path).await;
+    (server, logs, target, db)
+}
+
 /// The CDR of the call to `destination` that is newest, waiting for it to arrive.
 async fn cdr_of(db: &Store, destination: &str, expected: usize) -> Vec<Cdr> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -343,13 +356,7 @@ async fn calls_between_extensions_with_sipp_and_their_cdrs() {
         db.close().await;
     }
     // Call events go to the log too, where this test reads them.
-    let config = path.join("rswitch.toml");
-    std::fs::write(&config, "[events]\nlog = true\n").unwrap();
-    let mut cmd = rswitch_command(path);
-    cmd.arg("--config").arg(&config);
-    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, mut logs, target, db) = server_in(path, "[events]\nlog = true\n").await;
 
     // Answered; the caller hangs up.
     call(
@@ -836,13 +843,7 @@ fn three_party(
 async fn blind_and_attended_transfer_among_three_phones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let config = path.join("rswitch.toml");
-    std::fs::write(&config, "[events]\nlog = true\n").unwrap();
-    let mut cmd = rswitch_command(path);
-    cmd.arg("--config").arg(&config);
-    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, mut logs, target, db) = server_in(path, "[events]\nlog = true\n").await;
 
     // Blind: 1200 calls 1201, which transfers it to 1202.
     three_party(
@@ -925,9 +926,7 @@ async fn blind_and_attended_transfer_among_three_phones() {
 async fn a_call_whose_200_is_never_acked_is_ended() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, _logs, target, db) = server_in(path, "").await;
     call(
         path,
         &target,
@@ -952,13 +951,7 @@ async fn a_call_whose_200_is_never_acked_is_ended() {
 async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let config = path.join("rswitch.toml");
-    std::fs::write(&config, "[sip]\nsession_expires = 90\n").unwrap();
-    let mut cmd = rswitch_command(path);
-    cmd.arg("--config").arg(&config);
-    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, mut logs, target, db) = server_in(path, "[sip]\nsession_expires = 90\n").await;
     call(path, &target, "1000", "1001", "uac_session_too_small", None);
     // Meanwhile, 1002 calls 1003 asking for no timer: rswitch refreshes both legs by
     // re-INVITE after 45 s (neither allows UPDATE), then the caller hangs up.
@@ -1014,13 +1007,7 @@ async fn session_timers_refresh_both_legs_and_end_an_unrefreshed_call() {
 async fn a_call_without_rtp_is_ended_by_the_rtp_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let config = path.join("rswitch.toml");
-    std::fs::write(&config, "[rtp]\ntimeout_secs = 2\n").unwrap();
-    let mut cmd = rswitch_command(path);
-    cmd.arg("--config").arg(&config);
-    let (_server, mut logs, listeners) = start_server_with_listeners(cmd);
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, mut logs, target, db) = server_in(path, "[rtp]\ntimeout_secs = 2\n").await;
     call(
         path,
         &target,
@@ -1053,9 +1040,7 @@ async fn a_call_without_rtp_is_ended_by_the_rtp_timeout() {
 async fn a_second_phone_answering_too_late_is_acked_and_hung_up() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, _logs, target, db) = server_in(path, "").await;
     let first = waiting_phone(path, &target, "1001", "uas_answer", "1000");
     let late = waiting_phone(path, &target, "1001", "uas_late_answer", "1000");
     let users = users_file(path, "caller-1000-late", "1000", "1001");
@@ -1099,9 +1084,7 @@ async fn a_second_phone_answering_too_late_is_acked_and_hung_up() {
 async fn an_invite_with_replaces_takes_a_partys_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, _logs, target, db) = server_in(path, "").await;
     let stranger = users_file(path, "replacing-wrong", "1002", "1001");
     let mut wrong = sipp_command(path, &target, "uac_replaces_unknown", free_udp_port());
     wrong.arg("-inf").arg(&stranger);
@@ -1183,9 +1166,7 @@ async fn an_invite_with_replaces_takes_a_partys_place() {
 async fn the_calling_party_transfers_the_callee() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
-    let target = listeners["sip_udp"].clone();
-    let db = database(path).await;
+    let (_server, _logs, target, db) = server_in(path, "").await;
     for (scenario, transferee_number) in [
         ("uac_blind_transferor", "1001"),
         ("uac_attended_transferor", "1003"),

@@ -264,7 +264,10 @@ pub(crate) struct Calls {
     deadlines: BinaryHeap<Reverse<(Instant, CallKey)>>,
     /// Callee INVITEs of ended calls still without a final response (cancelled): where they
     /// went and when the call ended. A 2xx that crosses the CANCEL is ACKed and BYEd.
-    orphan_forks: HashMap<TsxId, (Peer, Instant)>,
+    orphan_forks: HashMap<TsxId, Peer>,
+    /// The orphaned forks in the order their calls ended, to forget them after
+    /// [`ORPHAN_FORK_LIFETIME`] without scanning them all at each call's end.
+    orphan_order: std::collections::VecDeque<(Instant, TsxId)>,
 }
 
 /// How long an orphaned fork may still answer (64 × T1, RFC 3261 Timer B).
@@ -406,11 +409,7 @@ impl Service {
                     self.handle_replacing_invite(tsx, request, source, caller, replaces);
                 }
                 None => {
-                    let mut r = Response::for_request(&request, 400, reason_phrase(400));
-                    r.headers.push(Header::new(
-                        "Warning",
-                        "399 rswitch \"the Replaces header does not parse\"",
-                    ));
+                    let r = refusal(&request, 400, "the Replaces header does not parse");
                     self.respond(tsx, r);
                 }
             }
@@ -438,11 +437,7 @@ impl Service {
             SessionDescription::parse(&request.body).ok()
         };
         let Some(a_offer) = offer else {
-            let mut r = Response::for_request(&request, 488, reason_phrase(488));
-            r.headers.push(Header::new(
-                "Warning",
-                "399 rswitch \"the SDP offer does not parse\"",
-            ));
+            let r = refusal(&request, 488, "the SDP offer does not parse");
             self.respond_dialog(tsx, r);
             return;
         };
@@ -1331,16 +1326,9 @@ impl Service {
             }
             Method::Info => self.handle_info(key, dialog, tsx, request),
             _ => {
-                // REFER, MESSAGE, …: not handled in a call yet; refused cleanly.
-                let mut response = Response::for_request(&request, 501, reason_phrase(501));
-                response.headers.push(Header::new(
-                    "Warning",
-                    format!(
-                        "399 rswitch \"{} is not supported in a call yet\"",
-                        request.method
-                    ),
-                ));
-                let _ = self.dialogs.respond(now, tsx, response);
+                // MESSAGE, …: not handled in a call yet; refused cleanly.
+                let why = format!("{} is not supported in a call yet", request.method);
+                let _ = self.dialogs.respond(now, tsx, refusal(&request, 501, &why));
             }
         }
     }
@@ -1358,11 +1346,9 @@ impl Service {
         timer: &UasDecision,
     ) {
         let refuse = |service: &mut Service, status: u16, why: &str| {
-            let mut response = Response::for_request(&request, status, reason_phrase(status));
-            response
-                .headers
-                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
-            let _ = service.dialogs.respond(Instant::now(), tsx, response);
+            let _ = service
+                .dialogs
+                .respond(Instant::now(), tsx, refusal(&request, status, why));
         };
         let Some(call) = self.calls.calls.get(&key) else {
             return refuse(self, 481, "the call is gone");
@@ -1818,14 +1804,17 @@ impl Service {
         call.stage = Stage::Ended;
         self.calls.by_invite.remove(&call.invite_tsx);
         let now = Instant::now();
-        self.calls
-            .orphan_forks
-            .retain(|_, (_, ended)| now.duration_since(*ended) < ORPHAN_FORK_LIFETIME);
+        while let Some(&(ended, tsx)) = self.calls.orphan_order.front() {
+            if now.duration_since(ended) < ORPHAN_FORK_LIFETIME {
+                break;
+            }
+            self.calls.orphan_order.pop_front();
+            self.calls.orphan_forks.remove(&tsx);
+        }
         for fork in &call.forks {
             if fork.status.is_none() || fork.awaiting_final {
-                self.calls
-                    .orphan_forks
-                    .insert(fork.tsx, (fork.destination, now));
+                self.calls.orphan_forks.insert(fork.tsx, fork.destination);
+                self.calls.orphan_order.push_back((now, fork.tsx));
             }
             self.calls.by_fork.remove(&fork.tsx);
             if let Some(dialog) = fork.dialog {
@@ -1928,7 +1917,7 @@ impl Service {
         if response.status < 200 {
             return;
         }
-        let Some((destination, _)) = self.calls.orphan_forks.remove(&tsx) else {
+        let Some(destination) = self.calls.orphan_forks.remove(&tsx) else {
             return;
         };
         if let (Some(dialog), true) = (dialog, response.status < 300) {
@@ -2268,11 +2257,9 @@ impl Service {
         now: Instant,
     ) {
         let refuse = |service: &mut Service, status: u16, why: &str| {
-            let mut response = Response::for_request(&request, status, reason_phrase(status));
-            response
-                .headers
-                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
-            let _ = service.dialogs.respond(now, tsx, response);
+            let _ = service
+                .dialogs
+                .respond(now, tsx, refusal(&request, status, why));
         };
         let Some(call) = self.calls.calls.get(&key) else {
             return refuse(self, 481, "the call is gone");
@@ -2597,17 +2584,8 @@ impl Service {
         match place {
             Side::Callee => self.replace_callee(key, transferor.dialog, moved, cause),
             Side::Caller => {
-                if let Some(call) = self.calls.calls.get_mut(&key) {
-                    call.deadline = None;
-                    tracing::info!(uuid = %call.uuid, to = %moved.number, "transferred by the caller");
-                }
                 self.replace_caller(key, transferor.dialog, moved);
-                for code in [EventCode::Bridged, EventCode::Talking] {
-                    if let Some(call) = self.calls.calls.get_mut(&key) {
-                        call.b_published &= !(1 << code.code());
-                    }
-                    self.publish(key, Side::Callee, code, "");
-                }
+                self.publish_joined_again(key, Side::Callee);
             }
         }
     }
@@ -2661,11 +2639,19 @@ impl Service {
         ] {
             self.publish(key, Side::Callee, code, "");
         }
+        self.publish_joined_again(key, Side::Caller);
+    }
+
+    /// BRIDGED and TALKING again for `side`, which stayed while its other party changed.
+    fn publish_joined_again(&mut self, key: CallKey, side: Side) {
         for code in [EventCode::Bridged, EventCode::Talking] {
             if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.a_published &= !(1 << code.code());
+                match side {
+                    Side::Caller => call.a_published &= !(1 << code.code()),
+                    Side::Callee => call.b_published &= !(1 << code.code()),
+                }
             }
-            self.publish(key, Side::Caller, code, "");
+            self.publish(key, side, code, "");
         }
     }
 
@@ -2802,11 +2788,7 @@ impl Service {
     ) {
         let now = Instant::now();
         let refuse = |service: &mut Service, status: u16, why: &str| {
-            let mut response = Response::for_request(&request, status, reason_phrase(status));
-            response
-                .headers
-                .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
-            service.respond(tsx, response);
+            service.respond(tsx, refusal(&request, status, why));
         };
         let found = self.dialog_named(&replaces).and_then(|named| {
             let key = *self.calls.by_dialog.get(&named)?;
@@ -2858,9 +2840,7 @@ impl Service {
             Ok(done) => done,
             Err(error) => {
                 self.media.close(endpoint.id);
-                let mut r = Response::for_request(&request, 488, reason_phrase(488));
-                r.headers
-                    .push(Header::new("Warning", format!("399 rswitch \"{error}\"")));
+                let r = refusal(&request, 488, &error.to_string());
                 return self.respond_dialog(tsx, r);
             }
         };
@@ -2915,25 +2895,13 @@ impl Service {
             uuid: new_uuid(),
             session,
         };
-        match side {
-            Side::Callee => {
-                // As a transfer without a transferor to tell: the replaced callee is gone.
-                let replaced = Transferor {
-                    dialog: named,
-                    destination: source,
-                    present: false,
-                };
-                self.complete_transfer(
-                    key,
-                    Side::Callee,
-                    replaced,
-                    moved,
-                    HangupCause::PickedOff,
-                    now,
-                );
-            }
-            Side::Caller => self.replace_caller(key, named, moved),
-        }
+        // As a transfer without a transferor to tell: the replaced party is hung up above.
+        let replaced = Transferor {
+            dialog: named,
+            destination: source,
+            present: false,
+        };
+        self.complete_transfer(key, side, replaced, moved, HangupCause::PickedOff, now);
     }
 
     /// `moved` takes the caller's place in call `key`; the caller's dialog `replaced` is
@@ -2950,6 +2918,7 @@ impl Service {
         call.a_origin = moved.origin;
         call.a_session = moved.session;
         call.held_by = None;
+        call.deadline = None;
         tracing::info!(uuid = %call.uuid, by = %moved.number, "the caller's place is taken");
         self.calls.by_dialog.insert(moved.dialog, key);
         if let Some(old) = old {
@@ -3438,6 +3407,15 @@ fn add_refresh_headers(request: &mut Request, session_expires: &SessionExpires, 
         .headers
         .push(Header::new("Min-SE", min_se.to_string()));
     request.headers.push(Header::new("Supported", "timer"));
+}
+
+/// A refusal of `request` with `status` and a Warning saying `why` (RFC 3261 §20.43).
+fn refusal(request: &Request, status: u16, why: &str) -> Response {
+    let mut response = Response::for_request(request, status, reason_phrase(status));
+    response
+        .headers
+        .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
+    response
 }
 
 fn music_on_hold() -> ToneSpec {
