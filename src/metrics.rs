@@ -17,6 +17,12 @@ pub struct Metrics {
     pub applies_ok: AtomicU64,
     pub applies_refused: AtomicU64,
     pub http_requests: AtomicU64,
+    /// Call events published to Redis.
+    pub redis_events_published: AtomicU64,
+    /// Call events dropped before Redis took them (buffer full, or the publisher behind).
+    pub redis_events_dropped: AtomicU64,
+    /// Whether the Redis publisher is connected (1) or not (0).
+    pub redis_up: AtomicU64,
     /// Counters of the SIP transports.
     pub sip: Arc<TransportMetrics>,
     /// Counters of the media threads.
@@ -105,8 +111,26 @@ impl Metrics {
             "HTTP requests received.",
             &[("", self.http_requests.load(Ordering::Relaxed).to_string())],
         );
-        let sip = &self.sip;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
+        metric(
+            "rswitch_redis_events_published_total",
+            "counter",
+            "Call events published to Redis.",
+            &[("", load(&self.redis_events_published))],
+        );
+        metric(
+            "rswitch_redis_events_dropped_total",
+            "counter",
+            "Call events dropped before Redis took them (buffer full or publisher behind).",
+            &[("", load(&self.redis_events_dropped))],
+        );
+        metric(
+            "rswitch_redis_up",
+            "gauge",
+            "Whether the Redis event publisher is connected (1) or not (0).",
+            &[("", load(&self.redis_up))],
+        );
+        let sip = &self.sip;
         for (name, kind, help, counter) in [
             (
                 "rswitch_sip_messages_received_total",

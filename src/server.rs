@@ -207,9 +207,34 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         })
         .map_err(ServeError::Media)?;
     let events = crate::events::EventBus::new(config.events.queue);
+    let agents = crate::pbx::agents::AgentStates::default();
+    let (control, control_queue) = crate::pbx::control::ControlHandle::new();
+    let tokens =
+        crate::api::auth::TokenSigner::load_or_create(&config.data_dir, config.http.token_lifetime)
+            .map_err(|source| ServeError::DataDir {
+                path: config
+                    .data_dir
+                    .join(crate::api::auth::TOKEN_KEY_FILE)
+                    .display()
+                    .to_string(),
+                source,
+            })?;
     if config.events.log {
         tokio::spawn(crate::events::log_events(events.subscribe()));
     }
+    let redis_publisher = config.redis.url.clone().map(|url| {
+        tokio::spawn(crate::events::redis::run_publisher(
+            crate::events::redis::RedisSettings {
+                url,
+                channel: config.events.redis_channel.clone(),
+                extra_fields: config.events.extra_fields,
+                buffer: config.events.redis_buffer,
+            },
+            events.subscribe(),
+            metrics.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let media = Arc::new(
         MediaEngine::start_with_metrics(
             &MediaSettings {
@@ -263,6 +288,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
                 session_expires: config.sip.session_expires,
                 min_se: config.sip.min_se,
             },
+            agents: agents.clone(),
             ..SipServiceConfig::default()
         },
         sip_transport,
@@ -273,6 +299,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         cdr_jobs,
         events.clone(),
         media_event_rx,
+        control_queue,
         stop_rx.clone(),
     ));
 
@@ -284,6 +311,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             started,
             listeners: bound,
         }),
+        control,
+        agents,
+        auth: Arc::new(crate::api::auth::Auth {
+            tokens,
+            limiter: crate::api::auth::LoginLimiter::default(),
+        }),
+        uuids: Arc::default(),
+        max_body_bytes: config.http.max_body_bytes,
     };
     let app = api::app(state);
 
@@ -295,9 +330,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         });
     }
     let signals = Signals::register()?;
@@ -334,6 +372,13 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         .is_err()
     {
         tracing::warn!("the CDR writer did not finish in time; the spool keeps the rest");
+    }
+    if let Some(publisher) = redis_publisher
+        && tokio::time::timeout(config.shutdown.drain, publisher)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the Redis publisher did not finish in time");
     }
     // The media threads stop within one packet tick; joining them blocks briefly.
     let _ = tokio::task::spawn_blocking(move || drop(media)).await;

@@ -4,7 +4,8 @@
 //! against the whole signal) and not its own. Once with both phones on PCMU (rswitch relays
 //! the packets untouched) and once with the callee forced to G.722 (rswitch decodes,
 //! resamples 8 ↔ 16 kHz and encodes in both directions). The CDR names the codecs. A callee
-//! extension with `play_job_number` has its job number announced to the caller first.
+//! extension with `play_job_number` has its job number announced to the caller first. The
+//! API plays to, records, sends DTMF to and hangs up a call between two phones.
 #![allow(clippy::disallowed_methods)] // runs real processes, waits on real time
 
 mod common;
@@ -697,5 +698,187 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
         "the callee heard nothing while the caller heard the announcement: caller {} windows, callee {}",
         caller_heard.len(),
         heard.len()
+    );
+}
+
+/// The API on a call between two baresip phones: `senddtmf` to 1001 (its RFC 4733 events
+/// arrive), `record` of the call (the file has the length recorded; one with a `Limit` longer
+/// than the call is deleted), `playback` of a looping 440 Hz file to 1000 and `break` (1000
+/// hears the file instead of 1001's tone, then the tone again), and `hangup`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_dtmf_record_playback_and_break_on_a_real_call() {
+    use common::api::Api;
+    use rswitch::store::BaseConfigEntry;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let records = path.join("records");
+    {
+        let db = seeded_store(path).await;
+        let mut record_path = db
+            .all::<BaseConfigEntry>()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.key == "record_path")
+            .expect("a seeded record_path");
+        record_path.value = records.display().to_string();
+        db.update(&record_path).await.unwrap();
+        rswitch::store::seed::reset_admin_password(
+            &db,
+            "admin",
+            &rswitch::secret::Secret::new("api-test-password"),
+        )
+        .await
+        .unwrap();
+        db.close().await;
+    }
+    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let sip = listeners["sip_udp"].clone();
+    tone_wav(&path.join("caller.wav"), 600.0, 8000, 60);
+    tone_wav(&path.join("callee.wav"), 1400.0, 8000, 60);
+    let beep = path.join("beep-440.wav");
+    tone_wav(&beep, 440.0, 8000, 1);
+    let caller = Phone::start(
+        path,
+        &sip,
+        "1000",
+        &path.join("caller.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let callee = Phone::start(
+        path,
+        &sip,
+        "1001",
+        &path.join("callee.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let db = store_in(path).await;
+    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
+    let api = Api::login(&listeners["http"], "admin", "api-test-password");
+    caller.command("dial", &format!("sip:1001@{sip}"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "talking" {
+        assert!(Instant::now() < deadline, "not answered:\n{}", callee.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let dtmf = api.post("/api/senddtmf", r#"{"PhoneNumber":"1001","Dtmf":"42"}"#);
+    assert_eq!(dtmf.status, 200, "{}", dtmf.body);
+    let bad = api.post("/api/senddtmf", r#"{"PhoneNumber":"1001","Dtmf":"4x"}"#);
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    let kept = api.post(
+        "/api/record",
+        r#"{"PhoneNumber":"1000","Filepath":"api/kept.wav","Flag":"start","Limit":0}"#,
+    );
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let twice = api.post(
+        "/api/record",
+        r#"{"PhoneNumber":"1001","Filepath":"api/again.wav","Flag":"start","Limit":0}"#,
+    );
+    assert_eq!(twice.status, 409, "one recording per call: {}", twice.body);
+    let recording_started = Instant::now();
+
+    let play = api.post(
+        "/api/playback",
+        &serde_json::json!({"PhoneNumber":"1000","FilePath":beep.display().to_string(),"Loopplay":"true"})
+            .to_string(),
+    );
+    assert_eq!(play.status, 200, "{}", play.body);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stop_play = api.get("/api/break/1000");
+    assert_eq!(stop_play.status, 200, "{}", stop_play.body);
+    assert_eq!(
+        api.get("/api/break/1000").status,
+        409,
+        "nothing plays any more"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let stop = api.post("/api/record", r#"{"PhoneNumber":"1000","Flag":"stop"}"#);
+    assert_eq!(stop.status, 200, "{}", stop.body);
+    let recorded_for = recording_started.elapsed().as_secs_f64();
+    // A recording with a minimum length the call will not reach is not kept.
+    let short = api.post(
+        "/api/record",
+        r#"{"PhoneNumber":"1001","FilePath":"api/short.wav","Limit":"60"}"#,
+    );
+    assert_eq!(short.status, 200, "{}", short.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hangup = api.get("/api/hangup/1000");
+    assert_eq!(hangup.status, 200, "{}", hangup.body);
+
+    // 1001 received the two digits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = callee.log();
+        if log.contains("received event: '4' (end=1)")
+            && log.contains("received event: '2' (end=1)")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no DTMF at 1001:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The recording: about as long as it ran, the parties' tones in it.
+    let kept_path = records.join("api/kept.wav");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recorded = loop {
+        let audio = std::fs::read(&kept_path)
+            .ok()
+            .and_then(|bytes| wav::read(&bytes, 64 << 20).ok())
+            .filter(|a| !a.samples.is_empty());
+        if let Some(audio) = audio {
+            break audio;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recording at {}",
+            kept_path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let seconds = recorded.samples.len() as f64 / f64::from(recorded.sample_rate);
+    assert!(
+        (recorded_for - 1.0..recorded_for + 0.5).contains(&seconds),
+        "{seconds:.2} s recorded in {recorded_for:.2} s"
+    );
+    assert!(tone_share(&recorded.samples, recorded.sample_rate, 600.0) > 0.2);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while records.join("api/short.wav").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "a recording shorter than its Limit is deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 1000 heard 1001's tone, then the looping beep (about 2.5 s), then the tone again.
+    let heard = windows_of(&caller.received(), 440.0);
+    let beep_windows: Vec<usize> = heard
+        .iter()
+        .enumerate()
+        .filter(|(_, (share, _))| *share > 0.9)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        (10..=15).contains(&beep_windows.len()),
+        "about 2.5 s of the 440 Hz file: {} windows of 200 ms\n{heard:?}",
+        beep_windows.len()
+    );
+    let (first, last) = (beep_windows[0], *beep_windows.last().unwrap());
+    assert!(
+        last - first < beep_windows.len() + 2,
+        "the beep is one stretch: {beep_windows:?}"
+    );
+    let tone = windows_of(&caller.received(), 1400.0);
+    let before = tone[..first].iter().filter(|(s, _)| *s > 0.9).count();
+    let after = tone[last + 1..].iter().filter(|(s, _)| *s > 0.9).count();
+    assert!(
+        before >= 5 && after >= 5,
+        "1001's tone before ({before}) and after ({after}) the playback\n{tone:?}"
     );
 }

@@ -1,13 +1,18 @@
 //! HTTP: the router and the endpoints every deployment has.
 //!
 //! [`app`] builds the whole router from an [`AppState`], so tests can drive it without a
-//! socket. Today it serves `GET /healthz` (status, version, database, snapshot, bound
-//! addresses) and `GET /metrics` (Prometheus text). The FSGui control API, the admin API and
-//! the event stream are added by their own modules.
+//! socket. Open to all: `GET /healthz` (status, version, database, snapshot, bound
+//! addresses), `GET /metrics` (Prometheus text) and `POST /api/login`. Every other `/api`
+//! path wants a token ([`auth`]): the FSGui control and seat API ([`legacy`]). Bodies over
+//! `http.max_body_bytes` get 413; unknown paths a 404 in the API's envelope.
 //!
 //! What this module does not do: bind sockets or handle signals (`server.rs` does).
 
+pub mod auth;
+pub mod body;
+pub mod error;
 mod health;
+pub mod legacy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,12 +20,14 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::metrics::Metrics;
+use crate::pbx::agents::AgentStates;
+use crate::pbx::control::{ControlHandle, UuidReservations};
 use crate::pbx::live::LiveConfig;
 use crate::store::Store;
 
@@ -31,6 +38,15 @@ pub struct AppState {
     pub live: Arc<LiveConfig>,
     pub metrics: Arc<Metrics>,
     pub info: Arc<ServerInfo>,
+    /// The way to the calls.
+    pub control: ControlHandle,
+    /// The agents' states (shared with the call engine).
+    pub agents: AgentStates,
+    pub auth: Arc<auth::Auth>,
+    /// UUIDs from `get_uuid` waiting for their `originate`.
+    pub uuids: Arc<UuidReservations>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
 }
 
 /// Facts fixed when the server started.
@@ -43,14 +59,26 @@ pub struct ServerInfo {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    let protected = legacy::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route("/api/login", post(auth::login))
+        .merge(protected)
+        .fallback(unknown_path)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
         .with_state(state)
+}
+
+async fn unknown_path(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!("no such path: {}", uri.path()))
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -75,6 +75,12 @@ pub struct EventsConfig {
     pub log: bool,
     /// Events kept for a slow subscriber before it starts losing the oldest.
     pub queue: usize,
+    /// The Redis channel events are published on.
+    pub redis_channel: String,
+    /// The correlation keys are added to the legacy payload.
+    pub extra_fields: bool,
+    /// Events kept while Redis is down.
+    pub redis_buffer: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +118,10 @@ impl fmt::Debug for DbConfig {
 pub struct HttpConfig {
     pub listen: SocketAddr,
     pub extra_listen: Vec<SocketAddr>,
+    /// How long API tokens are valid.
+    pub token_lifetime: Duration,
+    /// The largest request body accepted (413 beyond).
+    pub max_body_bytes: usize,
 }
 
 /// SIP listeners; `None` = off.
@@ -603,6 +613,10 @@ impl Layered {
             http: HttpConfig {
                 listen,
                 extra_listen,
+                token_lifetime: Duration::from_secs(
+                    self.unsigned("http.token_lifetime_secs", 60..=31_536_000)?,
+                ),
+                max_body_bytes: self.unsigned("http.max_body_bytes", 1_024..=268_435_456)? as usize,
             },
             sip,
             rtp: RtpConfig {
@@ -637,6 +651,18 @@ impl Layered {
             events: EventsConfig {
                 log: self.boolean("events.log")?,
                 queue: self.unsigned("events.queue", 16..=1_000_000)? as usize,
+                redis_channel: {
+                    let channel = self.string("events.redis_channel")?;
+                    if channel.is_empty() || channel.len() > 256 {
+                        return Err(self.invalid(
+                            "events.redis_channel",
+                            "must be a channel name of 1 to 256 bytes",
+                        ));
+                    }
+                    channel
+                },
+                extra_fields: self.boolean("events.extra_fields")?,
+                redis_buffer: self.unsigned("events.redis_buffer", 1..=10_000_000)? as usize,
             },
             shutdown: ShutdownConfig {
                 drain: Duration::from_secs(self.unsigned("shutdown.drain_secs", 0..=3_600)?),

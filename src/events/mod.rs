@@ -12,8 +12,11 @@
 //! eight keys (always present, empty when not applicable), plus the correlation keys of the
 //! spec's proposal unless they are switched off.
 //!
-//! What this module does not do: publish to Redis or WebSocket (the API's subscribers do),
-//! agent-state events, or keep history.
+//! [`redis`] publishes the bus to Redis.
+//!
+//! What this module does not do: agent-state events, or keep history.
+
+pub mod redis;
 
 use std::sync::Arc;
 

@@ -53,6 +53,8 @@ pub(crate) struct ActiveRecording {
     pub(crate) path: PathBuf,
     /// The callee's sink is attached (once its media exists).
     pub(crate) callee_attached: bool,
+    /// A recording shorter than this many frames (8 kHz) is deleted when it ends.
+    pub(crate) min_frames: u64,
 }
 
 /// What running a playing action led to.
@@ -254,6 +256,7 @@ impl Service {
                 recording,
                 path,
                 callee_attached: false,
+                min_frames: 0,
             },
         );
         Outcome::Done
@@ -307,7 +310,9 @@ pub(crate) fn finish_recording(active: ActiveRecording) {
         };
         match recording {
             Some(recording) => {
-                if let Err(error) = crate::media::record::finish_file(recording, &active.path, 0) {
+                if let Err(error) =
+                    crate::media::record::finish_file(recording, &active.path, active.min_frames)
+                {
                     tracing::warn!(path = %active.path.display(), %error, "the recording could not be finished");
                 }
             }
@@ -320,7 +325,7 @@ pub(crate) fn finish_recording(active: ActiveRecording) {
 }
 
 /// `name` as is when absolute, else under `directory`.
-fn under(directory: &Path, name: &str) -> PathBuf {
+pub(crate) fn under(directory: &Path, name: &str) -> PathBuf {
     let name = name.trim();
     if Path::new(name).is_absolute() && Path::new(name).exists() {
         PathBuf::from(name)
@@ -330,7 +335,7 @@ fn under(directory: &Path, name: &str) -> PathBuf {
 }
 
 /// A prompt read from disk; `None` (with a warning naming the file) when it cannot be.
-fn read_prompt(path: &Path) -> Option<wav::Audio> {
+pub(crate) fn read_prompt(path: &Path) -> Option<wav::Audio> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => {

@@ -58,6 +58,8 @@ use crate::sip::sdp::{Direction, SessionDescription};
 use crate::sip::transaction::TsxId;
 use crate::store::{Action, CallDirection, Cdr};
 
+mod control;
+
 /// The methods a call leg accepts (the Allow of our INVITEs and answers).
 pub(crate) const ALLOWED_IN_CALLS: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY";
@@ -161,8 +163,13 @@ pub(crate) struct Call {
     /// The `record` action's file.
     recording: Option<super::actions::ActiveRecording>,
     recording_path: String,
-    /// Which side holds the other (the side that sent sendonly/inactive).
+    /// Which side holds the other (the side that sent sendonly/inactive, or the side we
+    /// hold on the API's request).
     held_by: Option<Side>,
+    /// The side we hold (API `hold`): our offers to it say sendonly until `unhold`.
+    held_by_us: Option<Side>,
+    /// The side an API playback plays to (its party is heard again when it ends).
+    api_playback: Option<Side>,
     b_number: String,
     call_timeout: Duration,
     /// When the ringing or a `sleep` ends.
@@ -244,6 +251,14 @@ impl Call {
         .min()
     }
 
+    /// The dialog of `side`'s leg and where its party is.
+    fn leg_dialog(&self, side: Side) -> Option<(DialogId, Peer)> {
+        match side {
+            Side::Caller => Some((self.a_dialog?, self.source)),
+            Side::Callee => Some((self.b_dialog?, self.b_destination?)),
+        }
+    }
+
     fn agreed(&self, side: Side) -> Option<&AgreedAudio> {
         match side {
             Side::Caller => self.a_agreed.as_ref(),
@@ -289,7 +304,7 @@ impl Calls {
 }
 
 /// A random UUID (version 4 layout) for calls and legs.
-fn new_uuid() -> String {
+pub(crate) fn new_uuid() -> String {
     let v: u128 = rand::random();
     let hex = format!("{v:032x}");
     format!(
@@ -483,6 +498,8 @@ impl Service {
             b_agreed: None,
             b_origin: OriginState::new(rand::random::<u32>().into()),
             held_by: None,
+            held_by_us: None,
+            api_playback: None,
             b_destination: None,
             transfer: None,
             detached: Vec::new(),
@@ -1480,7 +1497,8 @@ impl Service {
         let Some(endpoint) = call.endpoint(side) else {
             return;
         };
-        let holding = matches!(agreed.direction, Direction::RecvOnly | Direction::Inactive);
+        let holding = matches!(agreed.direction, Direction::RecvOnly | Direction::Inactive)
+            || call.held_by_us == Some(side);
         match side {
             Side::Caller => call.a_agreed = Some(agreed.clone()),
             Side::Callee => call.b_agreed = Some(agreed.clone()),
@@ -2172,7 +2190,9 @@ impl Service {
         };
         match event.event {
             MediaEvent::PlaybackDone { .. } => {
-                if call.waiting_playback == Some(event.endpoint) {
+                if side.is_some() && call.api_playback == side {
+                    self.end_api_playback(key);
+                } else if call.waiting_playback == Some(event.endpoint) {
                     if call.stage == Stage::Bridged {
                         self.end_announcement(key);
                     } else {
@@ -3271,48 +3291,58 @@ impl Service {
         let Some(call) = self.calls.calls.get(&key) else {
             return;
         };
-        let (dialog, destination) = match side {
-            Side::Caller => (call.a_dialog, Some(call.source)),
-            Side::Callee => (call.b_dialog, call.b_destination),
-        };
-        let (Some(dialog), Some(destination)) = (dialog, destination) else {
-            return;
-        };
         let use_update = match side {
             Side::Caller => call.a_session.allows_update,
             Side::Callee => call.b_session.allows_update,
+        };
+        if !use_update {
+            self.send_reinvite(key, side, interval, now);
+            return;
+        }
+        let Some((dialog, destination)) = call.leg_dialog(side) else {
+            return;
         };
         let session_expires = SessionExpires {
             delta: interval,
             refresher: Some(super::session_timer::RefresherParam::Uac),
         };
-        if use_update {
-            let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Update) else {
-                return;
-            };
-            add_refresh_headers(&mut outgoing.request, &session_expires, self.timers.min_se);
-            self.send_in_dialog(outgoing, destination, now);
-            return;
-        }
-        let Some(endpoint) = call.endpoint(side) else {
+        let Ok(mut outgoing) = self.dialogs.request(dialog, Method::Update) else {
             return;
         };
+        add_refresh_headers(&mut outgoing.request, &session_expires, self.timers.min_se);
+        self.send_in_dialog(outgoing, destination, now);
+    }
+
+    /// A re-INVITE to `side` offering the leg's current media (its codec first), `sendonly`
+    /// while we hold that leg; it refreshes the session timer with `interval`. Its 2xx is
+    /// ACKed and the answer applied ([`Self::handle_in_call_response`]). False when it could
+    /// not be sent (no dialog or media yet, or an INVITE of the party's own in progress).
+    fn send_reinvite(&mut self, key: CallKey, side: Side, interval: u32, now: Instant) -> bool {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return false;
+        };
+        let (Some((dialog, destination)), Some(endpoint)) =
+            (call.leg_dialog(side), call.endpoint(side))
+        else {
+            return false;
+        };
         let mut local = self.local_media(&endpoint);
+        if call.held_by_us == Some(side) {
+            local.direction = Direction::SendOnly;
+        }
         if let Some(current) = call.agreed(side) {
             let name = current.codec.encoding.clone();
             local
                 .codecs
                 .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
         }
-        let outgoing = match self.dialogs.request(dialog, Method::Invite) {
+        let mut outgoing = match self.dialogs.request(dialog, Method::Invite) {
             Ok(outgoing) => outgoing,
             Err(error) => {
-                // An INVITE of the party's own is in progress: that one refreshes.
-                tracing::debug!(%error, "no refreshing re-INVITE now");
-                return;
+                tracing::debug!(%error, "no re-INVITE now");
+                return false;
             }
         };
-        let mut outgoing = outgoing;
         let call = self.calls.calls.get_mut(&key).expect("looked up above");
         let origin = match side {
             Side::Caller => &mut call.a_origin,
@@ -3320,13 +3350,17 @@ impl Service {
         };
         let sdp = offer(&local, origin);
         call.refresh_offer = Some((side, sdp.clone()));
+        let session_expires = SessionExpires {
+            delta: interval,
+            refresher: Some(super::session_timer::RefresherParam::Uac),
+        };
         add_refresh_headers(&mut outgoing.request, &session_expires, self.timers.min_se);
         outgoing
             .request
             .headers
             .push(Header::new("Allow", ALLOWED_IN_CALLS));
         outgoing.set_body("application/sdp", sdp.to_string().into_bytes());
-        self.send_in_dialog(outgoing, destination, now);
+        self.send_in_dialog(outgoing, destination, now).is_some()
     }
 
     /// A response to a request we sent in a call's dialog (not a callee INVITE): the 2xx of

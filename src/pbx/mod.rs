@@ -11,6 +11,7 @@ pub mod calls;
 pub mod causes;
 pub mod cdr;
 pub mod codecs;
+pub mod control;
 pub mod dialplan;
 pub mod live;
 pub mod registrar;

@@ -109,6 +109,7 @@ pub async fn run(
     cdr: mpsc::UnboundedSender<CdrJob>,
     events: crate::events::EventBus,
     mut media_events: mpsc::UnboundedReceiver<crate::media::io::EndpointEvent>,
+    mut control: mpsc::Receiver<super::control::ControlMessage>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), crate::store::StoreError> {
     let mut registrar = Registrar::new(config.registrar.clone());
@@ -195,6 +196,10 @@ pub async fn run(
                 }
             }
             Some(event) = media_events.recv() => service.handle_media_event(event),
+            Some((request, reply)) = control.recv() => {
+                let answer = service.handle_control(request, Instant::now());
+                let _ = reply.send(answer);
+            }
             _ = shutdown.wait_for(|s| *s) => break,
         }
         service.drain().await;

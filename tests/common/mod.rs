@@ -2,6 +2,9 @@
 #![allow(dead_code)] // each test crate uses a part of these helpers
 #![allow(clippy::disallowed_methods)] // drives real processes: real clock, reader threads
 
+pub mod api;
+pub mod sipp;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -1,0 +1,430 @@
+//! The FSGui control and seat API (spec §4.3, §4.5): the same paths, field names and value
+//! forms existing integrations send, acting on real calls through the call engine's
+//! [`ControlHandle`](crate::pbx::control::ControlHandle).
+//!
+//! Paths with `{phone}` are GET in the manual; POST is accepted too (its body ignored), as
+//! the spec proposes for integrations that always POST. Bodies are read leniently
+//! ([`LegacyBody`]). Answers: `data` is `{"uuid": <the leg acted on>}` for call commands,
+//! the state set for the seat commands, the extension's state for `extension_info`.
+//!
+//! Decisions where the manual is silent (docs/api.md): a phone names the leg of the newest
+//! call it is a party of; `hold` holds that leg (a re-INVITE with `sendonly` to the phone)
+//! and plays music on hold to the other party; `answer` and `preanswer` act on the incoming
+//! (calling) leg of the phone's call; `playback` and `record` take relative paths under the
+//! base settings `ring_path` and `record_path`; `record` `Limit` is a minimum length in
+//! seconds, `Flag` `start` (the default) or `stop`.
+//!
+//! What this module does not do yet: originate, bridge, bridge_phone, park, intercept,
+//! eavesdrop, whisper and threeway answer 501 naming themselves; the conference API (§4.4).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::json;
+
+use super::AppState;
+use super::body::LegacyBody;
+use super::error::{ApiError, ok};
+use crate::pbx::agents::{AgentChange, CallState, SeatState, SeatStatus};
+use crate::pbx::control::{ControlReply, ControlRequest};
+
+/// The routes of this module (behind the token check).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/extension_info",
+            get(all_extensions).post(all_extensions),
+        )
+        .route(
+            "/api/extension_info/{extension}",
+            get(extension_info).post(extension_info),
+        )
+        .route("/api/extension_seatstatus", post(seat_status))
+        .route("/api/extension_seatstate", post(seat_state))
+        .route("/api/extension_callstate", post(call_state))
+        .route("/api/get_uuid", get(get_uuid).post(get_uuid))
+        .route(
+            "/api/get_phone_uuid/{phone}",
+            get(get_phone_uuid).post(get_phone_uuid),
+        )
+        .route("/api/hangup/{phone}", get(hangup).post(hangup))
+        .route("/api/hold/{phone}", get(hold).post(hold))
+        .route("/api/unhold/{phone}", get(unhold).post(unhold))
+        .route("/api/answer/{phone}", get(answer).post(answer))
+        .route("/api/preanswer/{phone}", get(preanswer).post(preanswer))
+        .route(
+            "/api/break/{phone}",
+            get(break_playback).post(break_playback),
+        )
+        .route("/api/playback", post(playback))
+        .route("/api/record", post(record))
+        .route("/api/senddtmf", post(send_dtmf))
+        .route("/api/park/{phone}", get(park).post(park))
+        .route("/api/intercept/{phone}", get(intercept).post(intercept))
+        .route("/api/originate", post(originate))
+        .route("/api/bridge", post(bridge))
+        .route("/api/bridge_phone", post(bridge_phone))
+        .route("/api/eavesdrop", post(eavesdrop))
+        .route("/api/threeway", post(threeway))
+        .route("/api/whisper", post(whisper))
+}
+
+/// `data` of `extension_info`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExtensionInfo {
+    extension: String,
+    registered: bool,
+    contact: String,
+    seat_state: &'static str,
+    seat_status: &'static str,
+    call_state: &'static str,
+    uuid: String,
+}
+
+async fn extension_state(state: &AppState, extension: &str) -> Result<ExtensionInfo, ApiError> {
+    let reply = state
+        .control
+        .request(ControlRequest::Extension {
+            extension: extension.to_owned(),
+        })
+        .await?;
+    let ControlReply::Extension(view) = reply else {
+        return Err(ApiError::internal("extension_info", "unexpected reply"));
+    };
+    let agent = state.agents.get(extension);
+    Ok(ExtensionInfo {
+        extension: extension.to_owned(),
+        registered: view.registered,
+        contact: view.contact,
+        seat_state: agent.seat_state.as_str(),
+        seat_status: agent.seat_status.as_str(),
+        call_state: agent.call_state.as_str(),
+        uuid: view.uuid,
+    })
+}
+
+/// 404 unless `extension` is one of the running configuration.
+fn known_extension(state: &AppState, extension: &str) -> Result<(), ApiError> {
+    if state.live.current().extensions.contains_key(extension) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "extension {extension} does not exist"
+        )))
+    }
+}
+
+async fn extension_info(
+    State(state): State<AppState>,
+    UrlPath(extension): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let extension = extension.trim();
+    if extension.eq_ignore_ascii_case("all") {
+        return all_extensions(State(state)).await;
+    }
+    known_extension(&state, extension)?;
+    Ok(ok(extension_state(&state, extension).await?).into_response())
+}
+
+/// Every extension's state, in number order (beyond the legacy API: spec §4.5).
+async fn all_extensions(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut numbers: Vec<String> = state.live.current().extensions.keys().cloned().collect();
+    numbers.sort();
+    let mut all = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        all.push(extension_state(&state, &number).await?);
+    }
+    Ok(ok(all).into_response())
+}
+
+/// The `Extension` and `Value` of a seat command, the value parsed by `parse`.
+fn seat_request<T>(
+    state: &AppState,
+    body: &LegacyBody,
+    allowed: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<(String, T, String), ApiError> {
+    let extension = body.required_text("Extension")?;
+    let value = body.required_text("Value")?;
+    let parsed = parse(&value.to_ascii_lowercase())
+        .ok_or_else(|| ApiError::bad_request(format!("field Value must be one of {allowed}")))?;
+    known_extension(state, &extension)?;
+    Ok((extension, parsed, value.to_ascii_lowercase()))
+}
+
+async fn seat_status(
+    State(state): State<AppState>,
+    body: LegacyBody,
+) -> Result<Response, ApiError> {
+    let (extension, value, text) = seat_request(&state, &body, "idle, busy", |v| match v {
+        "idle" => Some(SeatStatus::Idle),
+        "busy" => Some(SeatStatus::Busy),
+        _ => None,
+    })?;
+    state
+        .agents
+        .apply(&extension, AgentChange::SeatStatus(value));
+    Ok(ok(json!({"Extension": extension, "Value": text})).into_response())
+}
+
+async fn seat_state(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let (extension, value, text) = seat_request(&state, &body, "up, down", |v| match v {
+        "up" => Some(SeatState::Up),
+        "down" => Some(SeatState::Down),
+        _ => None,
+    })?;
+    state
+        .agents
+        .apply(&extension, AgentChange::SeatState(value));
+    Ok(ok(json!({"Extension": extension, "Value": text})).into_response())
+}
+
+async fn call_state(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let (extension, value, text) =
+        seat_request(&state, &body, "ring, talking, ivr, ready", |v| match v {
+            "ring" => Some(CallState::Ring),
+            "talking" => Some(CallState::Talking),
+            "ivr" => Some(CallState::Ivr),
+            "ready" => Some(CallState::Ready),
+            _ => None,
+        })?;
+    state
+        .agents
+        .apply(&extension, AgentChange::CallState(value));
+    Ok(ok(json!({"Extension": extension, "Value": text})).into_response())
+}
+
+/// A fresh UUID, reserved for `originate`'s `Job_uuid`.
+async fn get_uuid(State(state): State<AppState>) -> Response {
+    let uuid = state.uuids.reserve();
+    ok(json!({ "uuid": uuid })).into_response()
+}
+
+/// Sends a call command for `phone` and answers with the leg's UUID.
+async fn command(state: &AppState, request: ControlRequest) -> Result<Response, ApiError> {
+    match state.control.request(request).await? {
+        ControlReply::Uuid(uuid) => Ok(ok(json!({ "uuid": uuid })).into_response()),
+        ControlReply::Recording(path) => {
+            Ok(ok(json!({ "path": path.display().to_string() })).into_response())
+        }
+        ControlReply::Done | ControlReply::Extension(_) => Ok(ok(json!(null)).into_response()),
+    }
+}
+
+/// The `{phone}` of a path, trimmed; 400 when empty.
+fn phone_of(phone: &str) -> Result<String, ApiError> {
+    let phone = phone.trim();
+    if phone.is_empty() {
+        return Err(ApiError::bad_request(
+            "the phone number in the path is empty",
+        ));
+    }
+    Ok(phone.to_owned())
+}
+
+macro_rules! phone_command {
+    ($name:ident, $variant:ident) => {
+        async fn $name(
+            State(state): State<AppState>,
+            UrlPath(phone): UrlPath<String>,
+        ) -> Result<Response, ApiError> {
+            let phone = phone_of(&phone)?;
+            command(&state, ControlRequest::$variant { phone }).await
+        }
+    };
+}
+
+phone_command!(get_phone_uuid, PhoneUuid);
+phone_command!(hangup, Hangup);
+phone_command!(hold, Hold);
+phone_command!(unhold, Unhold);
+phone_command!(answer, Answer);
+phone_command!(preanswer, Preanswer);
+phone_command!(break_playback, Break);
+
+/// The largest WAV file `playback` reads.
+const MAX_PLAYBACK_BYTES: u64 = 32 << 20;
+
+async fn playback(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let phone = body.required_text("PhoneNumber")?;
+    let file = body.required_text("FilePath")?;
+    let looping = body.boolean("Loopplay", false)?;
+    let ring_path = base_dir(&state, "ring_path");
+    let audio = tokio::task::spawn_blocking(move || read_wav(&ring_path, &file))
+        .await
+        .map_err(|e| ApiError::internal("reading the playback file", e))??;
+    command(
+        &state,
+        ControlRequest::Playback {
+            phone,
+            samples: audio.samples.into(),
+            rate: audio.sample_rate,
+            looping,
+        },
+    )
+    .await
+}
+
+/// A base setting naming a directory (`ring_path`, `record_path`).
+fn base_dir(state: &AppState, key: &str) -> PathBuf {
+    PathBuf::from(state.live.current().base.value(key).unwrap_or(""))
+}
+
+/// The candidates for a file named `name` in a request: as written when absolute, else under
+/// `directory`; and when the JSON decoding turned a Windows path's `\n` or `\t` into a control
+/// character (the manual's `"D:\nwaytest.wav"`), the text with the backslash put back.
+fn file_candidates(directory: &Path, name: &str) -> Vec<PathBuf> {
+    let mut names = vec![name.to_owned()];
+    if name.chars().any(|c| matches!(c, '\n' | '\t' | '\r')) {
+        names.push(
+            name.replace('\n', "\\n")
+                .replace('\t', "\\t")
+                .replace('\r', "\\r"),
+        );
+    }
+    let mut candidates = Vec::new();
+    for name in names {
+        let path = Path::new(&name);
+        if path.is_absolute() {
+            candidates.push(path.to_path_buf());
+        } else {
+            candidates.push(directory.join(path));
+        }
+    }
+    candidates
+}
+
+fn read_wav(directory: &Path, name: &str) -> Result<crate::media::wav::Audio, ApiError> {
+    let candidates = file_candidates(directory, name);
+    let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+        return Err(ApiError::bad_request(format!(
+            "field FilePath: {} does not exist",
+            candidates[0].display()
+        )));
+    };
+    let too_big = std::fs::metadata(path).map_or(true, |m| m.len() > MAX_PLAYBACK_BYTES);
+    if too_big {
+        return Err(ApiError::bad_request(format!(
+            "field FilePath: {} is larger than {} MiB",
+            path.display(),
+            MAX_PLAYBACK_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|error| {
+        ApiError::bad_request(format!("field FilePath: {}: {error}", path.display()))
+    })?;
+    crate::media::wav::read(&bytes, MAX_PLAYBACK_BYTES as usize).map_err(|error| {
+        ApiError::bad_request(format!(
+            "field FilePath: {} is not a usable WAV file: {error}",
+            path.display()
+        ))
+    })
+}
+
+async fn record(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let phone = body.required_text("PhoneNumber")?;
+    let flag = body.text("Flag")?.unwrap_or_default().to_ascii_lowercase();
+    match flag.as_str() {
+        "" | "start" => {}
+        "stop" => return command(&state, ControlRequest::RecordStop { phone }).await,
+        _ => return Err(ApiError::bad_request("field Flag must be start or stop")),
+    }
+    let file = body.required_text("FilePath")?;
+    let limit = body.integer("Limit")?.unwrap_or(0);
+    if !(0..=86_400).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "field Limit must be a number of seconds from 0 to 86400",
+        ));
+    }
+    let record_path = base_dir(&state, "record_path");
+    let path = file_candidates(&record_path, &file).remove(0);
+    let directory = path.parent().map(Path::to_path_buf);
+    if let Some(directory) = directory {
+        tokio::task::spawn_blocking(move || std::fs::create_dir_all(directory))
+            .await
+            .map_err(|e| ApiError::internal("making the recording's directory", e))?
+            .map_err(|error| {
+                ApiError::bad_request(format!(
+                    "field FilePath: the directory of {} can not be made: {error}",
+                    path.display()
+                ))
+            })?;
+    }
+    command(
+        &state,
+        ControlRequest::RecordStart {
+            phone,
+            path,
+            min_length: Duration::from_secs(limit as u64),
+        },
+    )
+    .await
+}
+
+async fn send_dtmf(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let phone = body.required_text("PhoneNumber")?;
+    let digits = body.required_text("Dtmf")?;
+    if digits.len() > 128 {
+        return Err(ApiError::bad_request("field Dtmf: at most 128 digits"));
+    }
+    command(&state, ControlRequest::SendDtmf { phone, digits }).await
+}
+
+async fn park(UrlPath(_phone): UrlPath<String>) -> ApiError {
+    ApiError::not_implemented("park")
+}
+
+async fn intercept(UrlPath(_phone): UrlPath<String>) -> ApiError {
+    ApiError::not_implemented("intercept")
+}
+
+async fn originate(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("originate")
+}
+
+async fn bridge(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("bridge")
+}
+
+async fn bridge_phone(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("bridge_phone")
+}
+
+async fn eavesdrop(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("eavesdrop")
+}
+
+async fn threeway(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("threeway")
+}
+
+async fn whisper(_body: LegacyBody) -> ApiError {
+    ApiError::not_implemented("whisper")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_windows_path_mangled_by_json_escapes_is_also_tried_as_written() {
+        let candidates = file_candidates(Path::new("/rings"), "D:\nwaytest.wav");
+        assert_eq!(
+            candidates,
+            [
+                PathBuf::from("/rings/D:\nwaytest.wav"),
+                PathBuf::from("/rings/D:\\nwaytest.wav")
+            ]
+        );
+        assert_eq!(
+            file_candidates(Path::new("/rings"), "/tmp/a.wav"),
+            [PathBuf::from("/tmp/a.wav")]
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! The API's requests acted on inside the SIP service ([`crate::pbx::control`]): finding the
+//! leg of a phone and hanging it up, holding, answering, playing to, recording, sending DTMF.
+//!
+//! A phone names a leg (spec §4.1.4): in the newest call where the number is the caller,
+//! the caller's leg; where it is the callee (or the number dialled), the callee's.
+//!
+//! What this module does not do: read files or resolve paths (the API does, off this task),
+//! or calls the API starts (originate, bridge, park, eavesdrop: not built yet).
+
+use std::time::Instant;
+
+use super::{CallKey, FeedSpec, Service, Side, Stage, music_on_hold};
+use crate::events::EventCode;
+use crate::pbx::causes::HangupCause;
+use crate::pbx::control::{ControlError, ControlReply, ControlRequest, ExtensionView};
+
+/// How long each digit of `senddtmf` lasts.
+const API_DTMF_MS: u32 = 100;
+
+impl Service {
+    /// Acts on one API request.
+    pub(crate) fn handle_control(
+        &mut self,
+        request: ControlRequest,
+        now: Instant,
+    ) -> Result<ControlReply, ControlError> {
+        match request {
+            ControlRequest::PhoneUuid { phone } => {
+                let (key, side) = self.leg_of_phone(&phone)?;
+                Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
+            }
+            ControlRequest::Extension { extension } => {
+                Ok(ControlReply::Extension(self.extension_view(&extension)))
+            }
+            ControlRequest::Hangup { phone } => {
+                let (key, side) = self.leg_of_phone(&phone)?;
+                let uuid = self.leg_uuid(key, side);
+                self.finish(key, HangupCause::NormalClearing, now);
+                Ok(ControlReply::Uuid(uuid))
+            }
+            ControlRequest::Hold { phone } => self.api_hold(&phone, now),
+            ControlRequest::Unhold { phone } => self.api_unhold(&phone, now),
+            ControlRequest::Answer { phone } => self.api_answer(&phone, None),
+            ControlRequest::Preanswer { phone } => self.api_answer(&phone, Some(183)),
+            ControlRequest::Playback {
+                phone,
+                samples,
+                rate,
+                looping,
+            } => self.api_playback(&phone, samples, rate, looping),
+            ControlRequest::Break { phone } => self.api_break(&phone, now),
+            ControlRequest::RecordStart {
+                phone,
+                path,
+                min_length,
+            } => self.api_record_start(&phone, path, min_length),
+            ControlRequest::RecordStop { phone } => self.api_record_stop(&phone),
+            ControlRequest::SendDtmf { phone, digits } => self.api_send_dtmf(&phone, &digits),
+        }
+    }
+
+    /// The newest call in which `phone` is a party, and its side.
+    fn leg_of_phone(&self, phone: &str) -> Result<(CallKey, Side), ControlError> {
+        let phone = phone.trim();
+        self.calls
+            .calls
+            .iter()
+            .filter(|(_, call)| call.stage != Stage::Ended)
+            .filter_map(|(key, call)| {
+                let side = if call.caller == phone {
+                    Side::Caller
+                } else if call.b_number == phone
+                    || (call.b_number.is_empty() && call.destination == phone)
+                {
+                    Side::Callee
+                } else {
+                    return None;
+                };
+                Some(((call.start, *key), side))
+            })
+            .max_by_key(|(order, _)| *order)
+            .map(|((_, key), side)| (key, side))
+            .ok_or_else(|| ControlError::NotFound(format!("{phone} is in no call")))
+    }
+
+    fn leg_uuid(&self, key: CallKey, side: Side) -> String {
+        self.calls
+            .calls
+            .get(&key)
+            .map(|call| match side {
+                Side::Caller => call.uuid.clone(),
+                Side::Callee => call.bleg_uuid.clone(),
+            })
+            .unwrap_or_default()
+    }
+
+    fn extension_view(&self, extension: &str) -> ExtensionView {
+        let bindings = self.registrar.lookup(extension, crate::clock::now_utc());
+        let newest = bindings.iter().max_by_key(|b| b.updated_at);
+        ExtensionView {
+            registered: newest.is_some(),
+            contact: newest.map(|b| b.contact.clone()).unwrap_or_default(),
+            uuid: self
+                .leg_of_phone(extension)
+                .map(|(key, side)| self.leg_uuid(key, side))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// What `side` hears when nothing is played to it: music on hold while the other side
+    /// holds, silence while we hold it, else the other side once they are joined.
+    fn resting_feed(&self, key: CallKey, side: Side) -> FeedSpec {
+        let Some(call) = self.calls.calls.get(&key) else {
+            return FeedSpec::Silence;
+        };
+        if call.held_by == Some(side.other()) {
+            return FeedSpec::Tone(music_on_hold());
+        }
+        if call.held_by_us == Some(side) || call.stage != Stage::Bridged {
+            return FeedSpec::Silence;
+        }
+        match call.endpoint(side.other()) {
+            Some(other) => FeedSpec::Endpoint(other.id),
+            None => FeedSpec::Silence,
+        }
+    }
+
+    /// The answered call of `phone` with both legs' media, or 409.
+    fn joined_leg(&self, phone: &str) -> Result<(CallKey, Side), ControlError> {
+        let (key, side) = self.leg_of_phone(phone)?;
+        let call = &self.calls.calls[&key];
+        if call.stage != Stage::Bridged || call.a_endpoint.is_none() || call.b_endpoint.is_none() {
+            return Err(ControlError::Conflict(format!(
+                "the call of {phone} is not answered yet"
+            )));
+        }
+        Ok((key, side))
+    }
+
+    fn api_hold(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
+        let (key, side) = self.joined_leg(phone)?;
+        let call = self.calls.calls.get_mut(&key).expect("found above");
+        if call.held_by_us == Some(side) {
+            return Err(ControlError::Conflict(format!(
+                "{phone} is already on hold"
+            )));
+        }
+        call.held_by_us = Some(side);
+        let interval = call
+            .session_mut(side)
+            .timer
+            .map_or(self.timers.session_expires, |t| t.interval);
+        if !self.send_reinvite(key, side, interval, now) {
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.held_by_us = None;
+            }
+            return Err(ControlError::Conflict(format!(
+                "a re-INVITE is already in progress with {phone}; try again"
+            )));
+        }
+        let call = self.calls.calls.get_mut(&key).expect("found above");
+        let was_held_by = call.held_by.replace(side);
+        let (Some(held), Some(other)) = (call.endpoint(side), call.endpoint(side.other())) else {
+            unreachable!("a joined call has both endpoints");
+        };
+        let uuid = call.uuid.clone();
+        let _ = self.media.set_feed(held.id, FeedSpec::Silence);
+        if let Err(error) = self
+            .media
+            .set_feed(other.id, FeedSpec::Tone(music_on_hold()))
+        {
+            tracing::warn!(%uuid, %error, "music on hold refused");
+        }
+        if was_held_by != Some(side) {
+            self.publish(key, side, EventCode::Hold, "");
+        }
+        tracing::info!(%uuid, leg = ?side, "held on the API's request");
+        Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
+    }
+
+    fn api_unhold(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
+        let (key, side) = self.joined_leg(phone)?;
+        let call = self.calls.calls.get_mut(&key).expect("found above");
+        if call.held_by_us != Some(side) {
+            return Err(ControlError::Conflict(format!(
+                "{phone} is not held by the platform"
+            )));
+        }
+        call.held_by_us = None;
+        let interval = call
+            .session_mut(side)
+            .timer
+            .map_or(self.timers.session_expires, |t| t.interval);
+        if !self.send_reinvite(key, side, interval, now) {
+            if let Some(call) = self.calls.calls.get_mut(&key) {
+                call.held_by_us = Some(side);
+            }
+            return Err(ControlError::Conflict(format!(
+                "a re-INVITE is already in progress with {phone}; try again"
+            )));
+        }
+        let call = self.calls.calls.get_mut(&key).expect("found above");
+        let unheld = call.held_by == Some(side);
+        if unheld {
+            call.held_by = None;
+        }
+        let (Some(held), Some(other)) = (call.endpoint(side), call.endpoint(side.other())) else {
+            unreachable!("a joined call has both endpoints");
+        };
+        if call.api_playback != Some(side) {
+            let feed = self.resting_feed(key, side);
+            let _ = self.media.set_feed(held.id, feed);
+        }
+        if self.calls.calls[&key].api_playback != Some(side.other()) {
+            let feed = self.resting_feed(key, side.other());
+            let _ = self.media.set_feed(other.id, feed);
+        }
+        if unheld {
+            self.publish(key, side, EventCode::Unhold, "");
+        }
+        Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
+    }
+
+    /// Answers (`early` = None) or pre-answers (183) the incoming call of `phone` — the
+    /// caller's INVITE, whichever party `phone` is.
+    fn api_answer(
+        &mut self,
+        phone: &str,
+        early: Option<u16>,
+    ) -> Result<ControlReply, ControlError> {
+        let (key, _) = self.leg_of_phone(phone)?;
+        let call = &self.calls.calls[&key];
+        if call.answered {
+            return Err(ControlError::Conflict(format!(
+                "the call of {phone} is already answered"
+            )));
+        }
+        if early.is_some() && call.a_answered_sdp {
+            return Err(ControlError::Conflict(format!(
+                "the call of {phone} already has early media"
+            )));
+        }
+        self.answer_caller(key, early).map_err(|()| {
+            ControlError::Conflict(format!(
+                "the caller of {phone}'s call can not be answered (no usable offer)"
+            ))
+        })?;
+        Ok(ControlReply::Uuid(self.leg_uuid(key, Side::Caller)))
+    }
+
+    /// The endpoint of `phone`'s leg when it has agreed media, or 409.
+    fn leg_media(
+        &self,
+        phone: &str,
+    ) -> Result<(CallKey, Side, crate::media::io::EndpointId), ControlError> {
+        let (key, side) = self.leg_of_phone(phone)?;
+        let call = &self.calls.calls[&key];
+        match (call.endpoint(side), call.agreed(side)) {
+            (Some(endpoint), Some(_)) => Ok((key, side, endpoint.id)),
+            _ => Err(ControlError::Conflict(format!(
+                "{phone}'s leg has no media yet (not answered)"
+            ))),
+        }
+    }
+
+    fn api_playback(
+        &mut self,
+        phone: &str,
+        samples: std::sync::Arc<[i16]>,
+        rate: u32,
+        looping: bool,
+    ) -> Result<ControlReply, ControlError> {
+        let (key, side, endpoint) = self.leg_media(phone)?;
+        let feed = FeedSpec::Play {
+            samples,
+            rate,
+            looping,
+        };
+        self.media
+            .set_feed(endpoint, feed)
+            .map_err(|error| ControlError::Conflict(format!("can not play to {phone}: {error}")))?;
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.api_playback = Some(side);
+        }
+        self.publish(key, side, EventCode::PlayRing, "");
+        Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
+    }
+
+    /// An API playback ended (its end reported, or `break`): the leg hears what it heard.
+    pub(super) fn end_api_playback(&mut self, key: CallKey) {
+        let Some(call) = self.calls.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(side) = call.api_playback.take() else {
+            return;
+        };
+        if let Some(endpoint) = call.endpoint(side) {
+            let feed = self.resting_feed(key, side);
+            let _ = self.media.set_feed(endpoint.id, feed);
+        }
+        self.publish(key, side, EventCode::PlayStop, "");
+    }
+
+    fn api_break(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
+        let (key, side) = self.leg_of_phone(phone)?;
+        let call = &self.calls.calls[&key];
+        let uuid = self.leg_uuid(key, side);
+        if call.api_playback.is_some() {
+            self.end_api_playback(key);
+            return Ok(ControlReply::Uuid(uuid));
+        }
+        // A prompt of the dialplan (or a sleep): end it; the next detail runs.
+        if call.stage == Stage::Routing
+            && (call.waiting_playback.is_some() || call.deadline.is_some())
+        {
+            let playing = call.waiting_playback;
+            if let Some(endpoint) = playing {
+                let _ = self.media.set_feed(endpoint, FeedSpec::Silence);
+            }
+            let call = self.calls.calls.get_mut(&key).expect("found above");
+            call.waiting_playback = None;
+            call.deadline = None;
+            if playing.is_some() {
+                self.publish(key, Side::Caller, EventCode::PlayStop, "");
+            }
+            self.run_details(key, now);
+            return Ok(ControlReply::Uuid(uuid));
+        }
+        if call.stage == Stage::Bridged && call.waiting_playback.is_some() {
+            self.end_announcement(key);
+            return Ok(ControlReply::Uuid(uuid));
+        }
+        Err(ControlError::Conflict(format!(
+            "nothing is played to {phone}"
+        )))
+    }
+
+    fn api_record_start(
+        &mut self,
+        phone: &str,
+        path: std::path::PathBuf,
+        min_length: std::time::Duration,
+    ) -> Result<ControlReply, ControlError> {
+        let (key, _) = self.leg_of_phone(phone)?;
+        if let Some(active) = &self.calls.calls[&key].recording {
+            return Err(ControlError::Conflict(format!(
+                "the call of {phone} is already recorded into {}",
+                active.path.display()
+            )));
+        }
+        let recording =
+            crate::media::record::create_file(&path, 8000, 2, crate::media::record::Layout::Mono)
+                .map_err(|error| {
+                ControlError::Invalid(format!("can not create {}: {error}", path.display()))
+            })?;
+        tracing::info!(path = %path.display(), "recording on the API's request");
+        self.start_recording(
+            key,
+            crate::pbx::actions::ActiveRecording {
+                recording: std::sync::Arc::new(std::sync::Mutex::new(recording)),
+                path: path.clone(),
+                callee_attached: false,
+                min_frames: min_length.as_secs() * 8000,
+            },
+        );
+        Ok(ControlReply::Recording(path))
+    }
+
+    fn api_record_stop(&mut self, phone: &str) -> Result<ControlReply, ControlError> {
+        let (key, _) = self.leg_of_phone(phone)?;
+        let call = self.calls.calls.get_mut(&key).expect("found above");
+        let Some(active) = call.recording.take() else {
+            return Err(ControlError::Conflict(format!(
+                "the call of {phone} is not being recorded"
+            )));
+        };
+        for endpoint in [call.a_endpoint, call.b_endpoint].into_iter().flatten() {
+            self.media.set_sink(endpoint.id, None);
+        }
+        let path = active.path.clone();
+        crate::pbx::actions::finish_recording(active);
+        Ok(ControlReply::Recording(path))
+    }
+
+    fn api_send_dtmf(&mut self, phone: &str, digits: &str) -> Result<ControlReply, ControlError> {
+        let digits: Vec<char> = digits
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        if let Some(bad) = digits
+            .iter()
+            .find(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
+            return Err(ControlError::Invalid(format!(
+                "{bad:?} is not a DTMF digit (0-9, *, #, A-D)"
+            )));
+        }
+        if digits.is_empty() {
+            return Err(ControlError::Invalid("no digits to send".into()));
+        }
+        let (key, side, endpoint) = self.leg_media(phone)?;
+        for &digit in &digits {
+            self.media.send_dtmf(endpoint, digit, API_DTMF_MS);
+        }
+        Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
+    }
+}

@@ -1,0 +1,339 @@
+//! The FSGui-compatible API of the running binary: login and tokens (Nway and Bearer, an
+//! expired or forged token, failed logins limited), the seat endpoints read back through
+//! extension_info, bad bodies refused with the field named, 413 for a huge body; and call
+//! control on real calls between SIPp phones (get_phone_uuid, hold and unhold seen by the
+//! phone as re-INVITEs, hangup).
+#![allow(clippy::disallowed_methods)] // runs real processes
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::api::{Api, http};
+use common::sipp::*;
+use common::*;
+
+const PASSWORD: &str = "api-test-password";
+
+/// rswitch on a fresh SQLite database in `path` with the administrator's password set:
+/// the server, its log and its listeners by name.
+fn api_server(path: &Path, extra: &str) -> (Server, LogReader, HashMap<String, String>) {
+    let file = path.join("rswitch.toml");
+    std::fs::write(
+        &file,
+        format!("[admin]\ninitial_password = \"{PASSWORD}\"\n{extra}"),
+    )
+    .unwrap();
+    let mut cmd = rswitch_command(path);
+    cmd.arg("--config").arg(&file);
+    start_server_with_listeners(cmd)
+}
+
+#[test]
+fn login_tokens_seats_and_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _logs, listeners) = api_server(dir.path(), "");
+    let addr = &listeners["http"];
+
+    // Without a token, with a wrong one, with a wrong scheme: 401.
+    assert_eq!(http(addr, "GET", "/api/get_uuid", &[], b"").status, 401);
+    let wrong = http(
+        addr,
+        "GET",
+        "/api/get_uuid",
+        &[("Authorization", "Nway not.a.token")],
+        b"",
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["code"], 401);
+    assert!(wrong.header("www-authenticate").is_some());
+
+    // A wrong password: 401; the right one: a token at the top and in data.
+    let refused = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        br#"{"username":"admin","password":"admin"}"#,
+    );
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let login = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        format!(r#"{{"USERNAME":"admin","Password":"{PASSWORD}","extra":1}}"#).as_bytes(),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let json = login.json();
+    assert_eq!(json["code"], 0);
+    let token = json["token"].as_str().unwrap().to_owned();
+    assert_eq!(json["data"]["token"], token.as_str());
+    assert!(token.starts_with("eyJhbGciOiJIUzI1NiIs"), "{token}");
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(json["data"]["expires_at"].as_str().unwrap()).unwrap();
+    let lifetime = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        (chrono::Duration::hours(23)..=chrono::Duration::hours(24)).contains(&lifetime),
+        "{lifetime}"
+    );
+
+    // Both schemes, any case, any spacing.
+    for header in [
+        format!("Nway {token}"),
+        format!("nway {token}"),
+        format!("Bearer {token}"),
+        format!("BEARER \t {token}"),
+    ] {
+        let answer = http(
+            addr,
+            "GET",
+            "/api/get_uuid",
+            &[("Authorization", &header)],
+            b"",
+        );
+        assert_eq!(answer.status, 200, "{header}: {}", answer.body);
+        let uuid = answer.json()["data"]["uuid"].as_str().unwrap().to_owned();
+        assert_eq!(uuid.len(), 36, "{uuid}");
+    }
+
+    // An expired token, signed with the server's own key: 401 saying so.
+    let key_text = std::fs::read_to_string(dir.path().join("api-token-key")).unwrap();
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&key_text.trim()[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let signer = rswitch::api::auth::TokenSigner::new(key, Duration::from_secs(60));
+    let now = chrono::Utc::now().timestamp();
+    let expired = signer.sign(&rswitch::api::auth::Claims {
+        sub: "admin".into(),
+        iat: now - 7200,
+        exp: now - 3600,
+    });
+    let answer = http(
+        addr,
+        "GET",
+        "/api/get_uuid",
+        &[("Authorization", &format!("Bearer {expired}"))],
+        b"",
+    );
+    assert_eq!(answer.status, 401);
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    let api = Api {
+        addr: addr.clone(),
+        token,
+    };
+
+    // The seat endpoints, keys in any case, values in any case, unknown fields ignored;
+    // read back by extension_info.
+    for (path, value) in [
+        ("/api/extension_seatstatus", "BUSY"),
+        ("/api/extension_seatstate", "up"),
+        ("/api/extension_callstate", "ivr"),
+    ] {
+        let answer = api.post(
+            path,
+            &format!(r#"{{"extension":" 1002 ","VALUE":"{value}","Comment":"x"}}"#),
+        );
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert_eq!(answer.json()["data"]["Value"], value.to_ascii_lowercase());
+    }
+    let info = api.get("/api/extension_info/1002");
+    assert_eq!(info.status, 200, "{}", info.body);
+    let data = &info.json()["data"];
+    assert_eq!(data["Extension"], "1002");
+    assert_eq!(data["SeatStatus"], "busy");
+    assert_eq!(data["SeatState"], "up");
+    assert_eq!(data["CallState"], "ivr");
+    assert_eq!(data["Registered"], false);
+    assert_eq!(data["Uuid"], "");
+    let all = api.get("/api/extension_info");
+    assert_eq!(all.status, 200);
+    assert_eq!(all.json()["data"].as_array().unwrap().len(), 500);
+
+    // Bad requests name the field; unknown extensions and calls are 404.
+    let cases: [(&str, &str, u16, &str); 7] = [
+        ("/api/extension_seatstatus", r#"{"Extension":"#, 400, "JSON"),
+        ("/api/extension_seatstatus", r#"["1002"]"#, 400, "object"),
+        (
+            "/api/extension_seatstatus",
+            r#"{"Extension":["1002"],"Value":"idle"}"#,
+            400,
+            "Extension",
+        ),
+        (
+            "/api/extension_seatstatus",
+            r#"{"Extension":"1002","Value":"away"}"#,
+            400,
+            "Value",
+        ),
+        (
+            "/api/extension_seatstate",
+            r#"{"Value":"up"}"#,
+            400,
+            "Extension",
+        ),
+        (
+            "/api/extension_callstate",
+            r#"{"Extension":"9999","Value":"ready"}"#,
+            404,
+            "9999",
+        ),
+        (
+            "/api/playback",
+            r#"{"PhoneNumber":"1002","FilePath":"D:\nwaytest.wav","Loopplay":"sometimes"}"#,
+            400,
+            "Loopplay",
+        ),
+    ];
+    for (path, body, status, named) in cases {
+        let answer = api.post(path, body);
+        assert_eq!(answer.status, status, "{path} {body}: {}", answer.body);
+        let message = answer.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(named), "{path} {body}: {message}");
+    }
+    for path in [
+        "/api/get_phone_uuid/1002",
+        "/api/hold/1002",
+        "/api/hangup/1002",
+    ] {
+        let answer = api.get(path);
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+        assert!(answer.json()["message"].as_str().unwrap().contains("1002"));
+    }
+    assert_eq!(api.get("/api/extension_info/9999").status, 404);
+    assert_eq!(api.get("/api/no_such_thing").status, 404);
+
+    // A huge body: 413, and the server goes on.
+    let huge = format!(
+        r#"{{"PhoneNumber":"1002","Dtmf":"{}"}}"#,
+        "1".repeat(2 << 20)
+    );
+    assert_eq!(api.post("/api/senddtmf", &huge).status, 413);
+    assert_eq!(api.get("/api/get_uuid").status, 200);
+
+    // Failed logins: the sixth from one source for one user is refused for a while, with
+    // Retry-After; another user from there may still try.
+    for attempt in 1..=6 {
+        let answer = http(
+            addr,
+            "POST",
+            "/api/login",
+            &[],
+            br#"{"username":"admin","password":"guess"}"#,
+        );
+        let expected = if attempt <= 5 { 401 } else { 429 };
+        assert_eq!(
+            answer.status, expected,
+            "attempt {attempt}: {}",
+            answer.body
+        );
+        if expected == 429 {
+            let wait: u64 = answer.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=300).contains(&wait), "{wait}");
+        }
+    }
+    let other = http(
+        addr,
+        "POST",
+        "/api/login",
+        &[],
+        br#"{"username":"operator","password":"guess"}"#,
+    );
+    assert_eq!(other.status, 401);
+}
+
+/// Polls `path` until it answers 200 (or `within` passes); the last answer.
+fn until_ok(api: &Api, path: &str, within: Duration) -> common::api::Answer {
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = api.get(path);
+        if answer.status == 200 || Instant::now() > deadline {
+            return answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn hold_unhold_and_hangup_of_a_real_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "[events]\nlog = true\n");
+    let target = listeners["sip_udp"].clone();
+    let api = Api::login(&listeners["http"], "admin", PASSWORD);
+
+    // 1001 answers and waits for the API's hold, unhold and hangup; 1000 calls it and waits
+    // for the BYE.
+    let callee = waiting_phone(path, &target, "1001", "uas_api_hold", "1000");
+    let users = users_file(path, "caller-1000", "1000", "1001");
+    let mut dial = sipp_command(path, &target, "uac_until_bye", free_udp_port());
+    dial.arg("-inf")
+        .arg(&users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let caller = dial.spawn().expect("start the caller");
+
+    // The call is up once the callee talks.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "talking" {
+        assert!(Instant::now() < deadline, "the call was not answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let caller_leg = until_ok(&api, "/api/get_phone_uuid/1000", Duration::from_secs(5));
+    let callee_leg = until_ok(&api, "/api/get_phone_uuid/1001", Duration::from_secs(5));
+    let caller_uuid = caller_leg.json()["data"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let callee_uuid = callee_leg.json()["data"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(caller_uuid.len() == 36 && callee_uuid.len() == 36 && caller_uuid != callee_uuid);
+    assert_eq!(
+        api.get("/api/extension_info/1001").json()["data"]["Uuid"],
+        callee_uuid.as_str()
+    );
+
+    let hold = api.get("/api/hold/1001");
+    assert_eq!(hold.status, 200, "{}", hold.body);
+    assert_eq!(hold.json()["data"]["uuid"], callee_uuid.as_str());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(api.get("/api/hold/1001").status, 409, "held twice");
+    // POST works as well as GET on these paths.
+    let unhold = api.post("/api/unhold/1001", "");
+    assert_eq!(unhold.status, 200, "{}", unhold.body);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(api.get("/api/unhold/1001").status, 409, "not held any more");
+    // Answering an answered call is a state conflict.
+    assert_eq!(api.get("/api/answer/1000").status, 409);
+
+    let hangup = api.get("/api/hangup/1000");
+    assert_eq!(hangup.status, 200, "{}", hangup.body);
+    assert_eq!(hangup.json()["data"]["uuid"], caller_uuid.as_str());
+    assert!(
+        finished_ok(callee),
+        "the callee saw no hold, unhold or BYE: {}",
+        errors_of(path)
+    );
+    assert!(
+        finished_ok(caller),
+        "the caller got no BYE: {}",
+        errors_of(path)
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while api.get("/api/get_phone_uuid/1000").status != 404 {
+        assert!(Instant::now() < deadline, "the call is still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,113 @@
+//! A small HTTP/1.1 client for the API tests: requests with headers and a body, JSON
+//! answers, a logged-in client.
+#![allow(clippy::disallowed_methods)] // real sockets
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// Header lines, names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} (status {})", self.body, self.status))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One request on a fresh connection.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server refusing a large body may close before reading it all.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// A client with a token from `POST /api/login`.
+pub struct Api {
+    pub addr: String,
+    pub token: String,
+}
+
+impl Api {
+    /// Logs in as `username`.
+    pub fn login(addr: &str, username: &str, password: &str) -> Api {
+        let answer = http(
+            addr,
+            "POST",
+            "/api/login",
+            &[("Content-Type", "application/json")],
+            serde_json::json!({"username": username, "password": password})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(answer.status, 200, "login: {}", answer.body);
+        let token = answer.json()["token"].as_str().unwrap().to_owned();
+        Api {
+            addr: addr.to_owned(),
+            token,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        let auth = format!("Nway {}", self.token);
+        http(&self.addr, "GET", path, &[("Authorization", &auth)], b"")
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Answer {
+        let auth = format!("Nway {}", self.token);
+        http(
+            &self.addr,
+            "POST",
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+}
