@@ -319,6 +319,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }),
         uuids: Arc::default(),
         max_body_bytes: config.http.max_body_bytes,
+        events: events.clone(),
     };
     let app = api::app(state);
 

@@ -2,7 +2,8 @@
 //! expired or forged token, failed logins limited), the seat endpoints read back through
 //! extension_info, bad bodies refused with the field named, 413 for a huge body; and call
 //! control on real calls between SIPp phones (get_phone_uuid, hold and unhold seen by the
-//! phone as re-INVITEs, hangup).
+//! phone as re-INVITEs, hangup), and the WebSocket event stream (call events and agent
+//! state changes, the token in the header or the query).
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
@@ -335,5 +336,95 @@ fn hold_unhold_and_hangup_of_a_real_call() {
     while api.get("/api/get_phone_uuid/1000").status != 404 {
         assert!(Instant::now() < deadline, "the call is still there");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_carries_call_events_and_agent_changes() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error, Message};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "");
+    let addr = listeners["http"].clone();
+    let target = listeners["sip_udp"].clone();
+    let api = Api::login(&addr, "admin", PASSWORD);
+
+    let connect = |url: String, authorization: Option<String>| {
+        let addr = addr.clone();
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            if let Some(value) = authorization {
+                request
+                    .headers_mut()
+                    .insert("Authorization", value.parse().unwrap());
+            }
+            let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            tokio_tungstenite::client_async(request, tcp).await
+        }
+    };
+    match connect(format!("ws://{addr}/api/v1/events"), None).await {
+        Err(Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a stream without a token: {:?}", other.map(|_| ())),
+    }
+    let (mut by_header, _) = connect(
+        format!("ws://{addr}/api/v1/events"),
+        Some(format!("Bearer {}", api.token)),
+    )
+    .await
+    .expect("the stream with the token in the header");
+    let (mut by_query, _) = connect(
+        format!("ws://{addr}/api/v1/events?token={}", api.token),
+        None,
+    )
+    .await
+    .expect("the stream with the token in the query");
+
+    let seat = api.post(
+        "/api/extension_seatstatus",
+        r#"{"Extension":"1002","Value":"busy"}"#,
+    );
+    assert_eq!(seat.status, 200);
+    call(
+        path,
+        &target,
+        "1000",
+        "1001",
+        "uac_talk",
+        Some("uas_answer"),
+    );
+
+    for stream in [&mut by_header, &mut by_query] {
+        let mut agent_change = None;
+        let mut destroyed = 0;
+        let mut codes = Vec::new();
+        while agent_change.is_none() || destroyed < 2 {
+            let message = tokio::time::timeout(Duration::from_secs(20), stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("the stream went quiet: {codes:?} {agent_change:?}"))
+                .expect("the stream ended")
+                .expect("a WebSocket message");
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+            if event["type"] == "agent" && event["extension"] == "1002" {
+                agent_change = Some(event);
+                continue;
+            }
+            if let Some(code) = event["evt_name"].as_u64() {
+                codes.push(code);
+                assert_eq!(event["callin_number"], "1000");
+                destroyed += usize::from(code == 15);
+            }
+        }
+        let agent_change = agent_change.unwrap();
+        assert_eq!(agent_change["seat_status"], "busy");
+        assert_eq!(agent_change["seat_state"], "down");
+        assert!(
+            codes.starts_with(&[1]) && codes.contains(&2) && codes.contains(&5),
+            "{codes:?}"
+        );
     }
 }

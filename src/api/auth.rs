@@ -5,7 +5,9 @@
 //!   start and kept in `<data_dir>/api-token-key` (mode 0600), so tokens survive a restart.
 //!   Claims: `sub` (the user), `iat`, `exp` (`http.token_lifetime_secs` later, 24 h by
 //!   default). Only `alg` HS256 is accepted; the signature is compared in constant time.
-//! - The scheme is matched ignoring case, with any whitespace before the token.
+//! - The scheme is matched ignoring case, with any whitespace before the token. Without the
+//!   header, a `token` query parameter is taken (browsers can not set headers on WebSockets;
+//!   JWTs need no URL escaping).
 //! - Failed logins are limited: 5 per source address and user name, and 20 per source
 //!   address, within 5 minutes; more get 429 with Retry-After until the window ends. A
 //!   success clears the pair's count. Keying on the pair (not on the user alone) keeps an
@@ -408,8 +410,10 @@ pub(super) async fn require_token(
     let header = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(header) = header else {
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| query_token(request.uri().query()).map(|t| format!("Bearer {t}")));
+    let Some(header) = header.as_deref() else {
         return unauthorized(
             "the Authorization header is missing (Nway <token> or Bearer <token>)",
         );
@@ -428,6 +432,14 @@ pub(super) async fn require_token(
         }
         Err(error) => unauthorized(&error.to_string()),
     }
+}
+
+/// The `token` parameter of a query string (browsers' WebSockets can not send headers).
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
 }
 
 fn unauthorized(message: &str) -> Response {

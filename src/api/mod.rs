@@ -3,7 +3,8 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests can drive it without a
 //! socket. Open to all: `GET /healthz` (status, version, database, snapshot, bound
 //! addresses), `GET /metrics` (Prometheus text) and `POST /api/login`. Every other `/api`
-//! path wants a token ([`auth`]): the FSGui control and seat API ([`legacy`]). Bodies over
+//! path wants a token ([`auth`]): the FSGui control and seat API ([`legacy`]) and the event
+//! stream `GET /api/v1/events` (WebSocket). Bodies over
 //! `http.max_body_bytes` get 413; unknown paths a 404 in the API's envelope.
 //!
 //! What this module does not do: bind sockets or handle signals (`server.rs` does).
@@ -11,6 +12,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+mod events_ws;
 mod health;
 pub mod legacy;
 
@@ -47,6 +49,8 @@ pub struct AppState {
     pub uuids: Arc<UuidReservations>,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// The call events, for the WebSocket stream.
+    pub events: crate::events::EventBus,
 }
 
 /// Facts fixed when the server started.
@@ -59,10 +63,12 @@ pub struct ServerInfo {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let protected = legacy::router().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    let protected = legacy::router()
+        .route("/api/v1/events", get(events_ws::events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))

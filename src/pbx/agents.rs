@@ -7,6 +7,8 @@
 //! with the calls it really has (ringing → `ring`, answered → `talking`, ended → `ready`);
 //! the API reads and sets them. Every change is logged (target `rswitch::agents`).
 //!
+//! Subscribers ([`AgentStates::subscribe`], the API's event stream) get every change.
+//!
 //! What this module does not do: persist the states (they start over at `down`, `idle`,
 //! `ready` with the process, as FSGui's did with FreeSWITCH), queue distribution, or check
 //! that the extension exists (the callers do).
@@ -85,10 +87,31 @@ pub enum AgentChange {
     CallState(CallState),
 }
 
+/// A change of one extension's state, as subscribers of [`AgentStates::subscribe`] get it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStateChanged {
+    pub extension: String,
+    pub state: AgentState,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The states of every extension, shared by the call engine and the API.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AgentStates {
     states: Arc<Mutex<HashMap<String, AgentState>>>,
+    changes: tokio::sync::broadcast::Sender<AgentStateChanged>,
+}
+
+/// Changes a slow subscriber may fall behind before it loses the oldest.
+const CHANGE_QUEUE: usize = 4096;
+
+impl Default for AgentStates {
+    fn default() -> Self {
+        AgentStates {
+            states: Arc::default(),
+            changes: tokio::sync::broadcast::channel(CHANGE_QUEUE).0,
+        }
+    }
 }
 
 impl AgentStates {
@@ -100,6 +123,11 @@ impl AgentStates {
             .get(extension)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// Every change from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AgentStateChanged> {
+        self.changes.subscribe()
     }
 
     /// Applies `change` to `extension`; returns the new state. A change to what it already
@@ -116,6 +144,11 @@ impl AgentStates {
         let after = *state;
         drop(states);
         if after != before {
+            let _ = self.changes.send(AgentStateChanged {
+                extension: extension.to_owned(),
+                state: after,
+                at: crate::clock::now_utc(),
+            });
             tracing::info!(
                 target: "rswitch::agents",
                 extension,
