@@ -29,14 +29,6 @@ fn baresip() -> PathBuf {
         })
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A free port `p` with `p` and `p + 1` free for UDP and TCP (baresip listens for SIP on
 /// `p` and for SIP over TLS on `p + 1`).
 fn free_sip_port() -> u16 {
@@ -587,6 +579,32 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
     assert_eq!(changed["fields"]["seat_state"], "up");
 }
 
+/// Extensions 1000 (playing 600 Hz) and 1001 (playing 1400 Hz), baresip on PCMU, registered
+/// to the server at `sip`; and the server's store.
+async fn pcmu_phones(path: &Path, sip: &str) -> (Phone, Phone, Store) {
+    tone_wav(&path.join("caller.wav"), 600.0, 8000, 60);
+    tone_wav(&path.join("callee.wav"), 1400.0, 8000, 60);
+    let caller = Phone::start(
+        path,
+        sip,
+        "1000",
+        &path.join("caller.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let callee = Phone::start(
+        path,
+        sip,
+        "1001",
+        &path.join("callee.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let db = store_in(path).await;
+    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
+    (caller, callee, db)
+}
+
 /// Audio windows of 200 ms: (share of `frequency`, mean energy).
 fn windows_of(audio: &wav::Audio, frequency: f64) -> Vec<(f64, f64)> {
     let rate = audio.sample_rate as usize;
@@ -629,26 +647,7 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
     );
     let (_server, _logs, listeners) = start_server_with_listeners(cmd);
     let sip = listeners["sip_udp"].clone();
-    tone_wav(&path.join("caller.wav"), 600.0, 8000, 30);
-    tone_wav(&path.join("callee.wav"), 1400.0, 8000, 30);
-    let caller = Phone::start(
-        path,
-        &sip,
-        "1000",
-        &path.join("caller.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
-    let callee = Phone::start(
-        path,
-        &sip,
-        "1001",
-        &path.join("callee.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
-    let db = store_in(path).await;
-    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
+    let (caller, callee, db) = pcmu_phones(path, &sip).await;
     caller.command("dial", &format!("sip:1001@{sip}"));
     tokio::time::sleep(Duration::from_secs(9)).await;
     caller.command("hangup", "");
@@ -734,28 +733,9 @@ async fn api_dtmf_record_playback_and_break_on_a_real_call() {
     }
     let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
     let sip = listeners["sip_udp"].clone();
-    tone_wav(&path.join("caller.wav"), 600.0, 8000, 60);
-    tone_wav(&path.join("callee.wav"), 1400.0, 8000, 60);
     let beep = path.join("beep-440.wav");
     tone_wav(&beep, 440.0, 8000, 1);
-    let caller = Phone::start(
-        path,
-        &sip,
-        "1000",
-        &path.join("caller.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
-    let callee = Phone::start(
-        path,
-        &sip,
-        "1001",
-        &path.join("callee.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
-    let db = store_in(path).await;
-    wait_registered(&db, &[("1000", &caller), ("1001", &callee)]).await;
+    let (caller, callee, _db) = pcmu_phones(path, &sip).await;
     let api = Api::login(&listeners["http"], "admin", "api-test-password");
     caller.command("dial", &format!("sip:1001@{sip}"));
     let deadline = Instant::now() + Duration::from_secs(15);

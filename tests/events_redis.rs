@@ -203,12 +203,3 @@ async fn the_manuals_subscriber_gets_a_calls_events_even_across_a_redis_outage()
         "{metrics}"
     );
 }
-
-/// A free TCP port on loopback (bound and released).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}

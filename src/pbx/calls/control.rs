@@ -137,27 +137,42 @@ impl Service {
         Ok((key, side))
     }
 
-    fn api_hold(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
-        let (key, side) = self.joined_leg(phone)?;
-        let call = self.calls.calls.get_mut(&key).expect("found above");
-        if call.held_by_us == Some(side) {
-            return Err(ControlError::Conflict(format!(
-                "{phone} is already on hold"
-            )));
-        }
-        call.held_by_us = Some(side);
+    /// Holds (`hold`) or releases `side` and sends it the re-INVITE that says so (refreshing
+    /// its session timer); nothing changes when the re-INVITE can not go now.
+    fn reinvite_holding(
+        &mut self,
+        key: CallKey,
+        side: Side,
+        hold: bool,
+        phone: &str,
+        now: Instant,
+    ) -> Result<(), ControlError> {
+        let call = self.calls.calls.get_mut(&key).expect("the caller found it");
+        let before = call.held_by_us;
+        call.held_by_us = hold.then_some(side);
         let interval = call
             .session_mut(side)
             .timer
             .map_or(self.timers.session_expires, |t| t.interval);
-        if !self.send_reinvite(key, side, interval, now) {
-            if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.held_by_us = None;
-            }
+        if self.send_reinvite(key, side, interval, now) {
+            return Ok(());
+        }
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.held_by_us = before;
+        }
+        Err(ControlError::Conflict(format!(
+            "a re-INVITE is already in progress with {phone}; try again"
+        )))
+    }
+
+    fn api_hold(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
+        let (key, side) = self.joined_leg(phone)?;
+        if self.calls.calls[&key].held_by_us == Some(side) {
             return Err(ControlError::Conflict(format!(
-                "a re-INVITE is already in progress with {phone}; try again"
+                "{phone} is already on hold"
             )));
         }
+        self.reinvite_holding(key, side, true, phone, now)?;
         let call = self.calls.calls.get_mut(&key).expect("found above");
         let was_held_by = call.held_by.replace(side);
         let (Some(held), Some(other)) = (call.endpoint(side), call.endpoint(side.other())) else {
@@ -180,25 +195,12 @@ impl Service {
 
     fn api_unhold(&mut self, phone: &str, now: Instant) -> Result<ControlReply, ControlError> {
         let (key, side) = self.joined_leg(phone)?;
-        let call = self.calls.calls.get_mut(&key).expect("found above");
-        if call.held_by_us != Some(side) {
+        if self.calls.calls[&key].held_by_us != Some(side) {
             return Err(ControlError::Conflict(format!(
                 "{phone} is not held by the platform"
             )));
         }
-        call.held_by_us = None;
-        let interval = call
-            .session_mut(side)
-            .timer
-            .map_or(self.timers.session_expires, |t| t.interval);
-        if !self.send_reinvite(key, side, interval, now) {
-            if let Some(call) = self.calls.calls.get_mut(&key) {
-                call.held_by_us = Some(side);
-            }
-            return Err(ControlError::Conflict(format!(
-                "a re-INVITE is already in progress with {phone}; try again"
-            )));
-        }
+        self.reinvite_holding(key, side, false, phone, now)?;
         let call = self.calls.calls.get_mut(&key).expect("found above");
         let unheld = call.held_by == Some(side);
         if unheld {
