@@ -309,15 +309,39 @@ fn hold_unhold_and_hangup_of_a_real_call() {
     let hold = api.get("/api/hold/1001");
     assert_eq!(hold.status, 200, "{}", hold.body);
     assert_eq!(hold.json()["data"]["uuid"], callee_uuid.as_str());
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(api.get("/api/hold/1001").status, 409, "held twice");
-    // POST works as well as GET on these paths.
-    let unhold = api.post("/api/unhold/1001", "");
+    let twice = api.get("/api/hold/1001");
+    assert_eq!(twice.status, 409, "held twice: {}", twice.body);
+    assert!(twice.body.contains("already on hold"), "{}", twice.body);
+    // POST works as well as GET on these paths. The unhold waits for the hold's re-INVITE
+    // to be answered (rswitch refuses a second re-INVITE while one is in progress).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let unhold = loop {
+        let answer = api.post("/api/unhold/1001", "");
+        if !(answer.status == 409 && answer.body.contains("in progress")) {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hold's re-INVITE was never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(unhold.status, 200, "{}", unhold.body);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(api.get("/api/unhold/1001").status, 409, "not held any more");
+    let again = api.get("/api/unhold/1001");
+    assert_eq!(again.status, 409, "not held any more: {}", again.body);
+    assert!(again.body.contains("not held"), "{}", again.body);
     // Answering an answered call is a state conflict.
     assert_eq!(api.get("/api/answer/1000").status, 409);
+    // The phone has ACKed the unhold's 200 before the hangup's BYE goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.join("api-hold-resumed").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the unhold's re-INVITE was never ACKed: {}",
+            errors_of(path)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let hangup = api.get("/api/hangup/1000");
     assert_eq!(hangup.status, 200, "{}", hangup.body);

@@ -223,6 +223,19 @@ async fn seeded_store(path: &Path) -> Store {
     db
 }
 
+/// Sets the base setting `key` (spec §2.4) to `value` in a seeded store.
+async fn set_base(db: &Store, key: &str, value: &str) {
+    let mut entry = db
+        .all::<rswitch::store::BaseConfigEntry>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("a seeded {key}"));
+    entry.value = value.to_owned();
+    db.update(&entry).await.unwrap();
+}
+
 /// Waits (20 s at most) until every one of `phones` is registered.
 async fn wait_registered(db: &Store, phones: &[(&str, &Phone)]) {
     let numbers: Vec<&str> = phones.iter().map(|(number, _)| *number).collect();
@@ -359,9 +372,7 @@ async fn baresip_pcmu_to_baresip_g722_is_transcoded_both_ways() {
 /// code that logs it in as an agent and sets it busy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
-    use rswitch::store::{
-        Action, BaseConfigEntry, ConditionField, RingTone, Route, RouteDetail, TimeCondition,
-    };
+    use rswitch::store::{Action, ConditionField, RingTone, Route, RouteDetail, TimeCondition};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let records = path.join("records");
@@ -369,15 +380,7 @@ async fn dialplan_actions_play_to_a_real_phone_and_record_it() {
     tone_wav(&ring_file, 440.0, 8000, 1);
     {
         let db = seeded_store(path).await;
-        let mut record_path = db
-            .all::<BaseConfigEntry>()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|e| e.key == "record_path")
-            .expect("a seeded record_path");
-        record_path.value = records.display().to_string();
-        db.update(&record_path).await.unwrap();
+        set_base(&db, "record_path", &records.display().to_string()).await;
         let ring = db
             .insert(&RingTone {
                 id: 0,
@@ -707,21 +710,12 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_dtmf_record_playback_and_break_on_a_real_call() {
     use common::api::Api;
-    use rswitch::store::BaseConfigEntry;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let records = path.join("records");
     {
         let db = seeded_store(path).await;
-        let mut record_path = db
-            .all::<BaseConfigEntry>()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|e| e.key == "record_path")
-            .expect("a seeded record_path");
-        record_path.value = records.display().to_string();
-        db.update(&record_path).await.unwrap();
+        set_base(&db, "record_path", &records.display().to_string()).await;
         rswitch::store::seed::reset_admin_password(
             &db,
             "admin",

@@ -87,26 +87,36 @@ struct ExtensionInfo {
     uuid: String,
 }
 
-async fn extension_state(state: &AppState, extension: &str) -> Result<ExtensionInfo, ApiError> {
+/// The states of `extensions`, in that order: one request to the call engine for all.
+async fn extension_states(
+    state: &AppState,
+    extensions: Vec<String>,
+) -> Result<Vec<ExtensionInfo>, ApiError> {
     let reply = state
         .control
-        .request(ControlRequest::Extension {
-            extension: extension.to_owned(),
+        .request(ControlRequest::Extensions {
+            extensions: extensions.clone(),
         })
         .await?;
-    let ControlReply::Extension(view) = reply else {
+    let ControlReply::Extensions(views) = reply else {
         return Err(ApiError::internal("extension_info", "unexpected reply"));
     };
-    let agent = state.agents.get(extension);
-    Ok(ExtensionInfo {
-        extension: extension.to_owned(),
-        registered: view.registered,
-        contact: view.contact,
-        seat_state: agent.seat_state.as_str(),
-        seat_status: agent.seat_status.as_str(),
-        call_state: agent.call_state.as_str(),
-        uuid: view.uuid,
-    })
+    Ok(extensions
+        .into_iter()
+        .zip(views)
+        .map(|(extension, view)| {
+            let agent = state.agents.get(&extension);
+            ExtensionInfo {
+                extension,
+                registered: view.registered,
+                contact: view.contact,
+                seat_state: agent.seat_state.as_str(),
+                seat_status: agent.seat_status.as_str(),
+                call_state: agent.call_state.as_str(),
+                uuid: view.uuid,
+            }
+        })
+        .collect())
 }
 
 /// 404 unless `extension` is one of the running configuration.
@@ -129,18 +139,18 @@ async fn extension_info(
         return all_extensions(State(state)).await;
     }
     known_extension(&state, extension)?;
-    Ok(ok(extension_state(&state, extension).await?).into_response())
+    let info = extension_states(&state, vec![extension.to_owned()])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("extension_info", "no answer for the extension"))?;
+    Ok(ok(info).into_response())
 }
 
 /// Every extension's state, in number order (beyond the legacy API: spec §4.5).
 async fn all_extensions(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut numbers: Vec<String> = state.live.current().extensions.keys().cloned().collect();
     numbers.sort();
-    let mut all = Vec::with_capacity(numbers.len());
-    for number in numbers {
-        all.push(extension_state(&state, &number).await?);
-    }
-    Ok(ok(all).into_response())
+    Ok(ok(extension_states(&state, numbers).await?).into_response())
 }
 
 /// The `Extension` and `Value` of a seat command, the value parsed by `parse`.
@@ -213,7 +223,9 @@ async fn command(state: &AppState, request: ControlRequest) -> Result<Response, 
         ControlReply::Recording(path) => {
             Ok(ok(json!({ "path": path.display().to_string() })).into_response())
         }
-        ControlReply::Done | ControlReply::Extension(_) => Ok(ok(json!(null)).into_response()),
+        ControlReply::Extensions(_) => {
+            Err(ApiError::internal("a call command", "unexpected reply"))
+        }
     }
 }
 
@@ -247,9 +259,6 @@ phone_command!(unhold, Unhold);
 phone_command!(answer, Answer);
 phone_command!(preanswer, Preanswer);
 phone_command!(break_playback, Break);
-
-/// The largest WAV file `playback` reads.
-const MAX_PLAYBACK_BYTES: u64 = 32 << 20;
 
 async fn playback(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
     let phone = body.required_text("PhoneNumber")?;
@@ -308,23 +317,8 @@ fn read_wav(directory: &Path, name: &str) -> Result<crate::media::wav::Audio, Ap
             candidates[0].display()
         )));
     };
-    let too_big = std::fs::metadata(path).map_or(true, |m| m.len() > MAX_PLAYBACK_BYTES);
-    if too_big {
-        return Err(ApiError::bad_request(format!(
-            "field FilePath: {} is larger than {} MiB",
-            path.display(),
-            MAX_PLAYBACK_BYTES >> 20
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|error| {
-        ApiError::bad_request(format!("field FilePath: {}: {error}", path.display()))
-    })?;
-    crate::media::wav::read(&bytes, MAX_PLAYBACK_BYTES as usize).map_err(|error| {
-        ApiError::bad_request(format!(
-            "field FilePath: {} is not a usable WAV file: {error}",
-            path.display()
-        ))
-    })
+    crate::pbx::actions::load_wav(path)
+        .map_err(|error| ApiError::bad_request(format!("field FilePath: {error}")))
 }
 
 async fn record(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {

@@ -336,20 +336,29 @@ pub(crate) fn under(directory: &Path, name: &str) -> PathBuf {
 
 /// A prompt read from disk; `None` (with a warning naming the file) when it cannot be.
 pub(crate) fn read_prompt(path: &Path) -> Option<wav::Audio> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "prompt not readable");
-            return None;
-        }
-    };
-    match wav::read(&bytes, MAX_PROMPT_BYTES) {
-        Ok(audio) => Some(audio),
-        Err(error) => {
-            tracing::warn!(path = %path.display(), %error, "prompt is not a usable WAV file");
-            None
-        }
+    load_wav(path)
+        .map_err(|error| tracing::warn!(%error, "prompt not usable"))
+        .ok()
+}
+
+/// A WAV file of at most 32 MiB, decoded.
+///
+/// # Errors
+/// What is wrong, naming the file: missing, unreadable, too large, not a usable WAV.
+pub(crate) fn load_wav(path: &Path) -> Result<wav::Audio, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|error| format!("{}: {error}", path.display()))?
+        .len();
+    if size > MAX_PROMPT_BYTES as u64 {
+        return Err(format!(
+            "{} is larger than {} MiB",
+            path.display(),
+            MAX_PROMPT_BYTES >> 20
+        ));
     }
+    let bytes = std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?;
+    wav::read(&bytes, MAX_PROMPT_BYTES)
+        .map_err(|error| format!("{} is not a usable WAV file: {error}", path.display()))
 }
 
 #[cfg(test)]

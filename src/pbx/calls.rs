@@ -844,12 +844,7 @@ impl Service {
                 return Err(());
             }
             // Our offer, the callee's codec first (pass-through when the caller takes it).
-            if let Some(current) = &call.b_agreed {
-                let name = current.codec.encoding.clone();
-                local
-                    .codecs
-                    .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
-            }
+            prefer_codec(&mut local, call.b_agreed.as_ref());
             let sdp = offer(&local, &mut call.a_origin);
             call.pending_offer = Some((Side::Caller, sdp.clone()));
             call.a_answered_sdp = true;
@@ -1426,12 +1421,7 @@ impl Service {
             return;
         };
         let mut local = self.local_media(&endpoint);
-        if let Some(current) = call.agreed(side) {
-            let name = current.codec.encoding.clone();
-            local
-                .codecs
-                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
-        }
+        prefer_codec(&mut local, call.agreed(side));
         let call = self.calls.calls.get_mut(&key).expect("looked up above");
         let origin = match side {
             Side::Caller => &mut call.a_origin,
@@ -2400,12 +2390,7 @@ impl Service {
         };
         let transferee = call.side_of(dialog).other();
         // The transferee's codec first: the target may then be bridged without transcoding.
-        if let Some(current) = call.agreed(transferee) {
-            let name = current.codec.encoding.clone();
-            local
-                .codecs
-                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
-        }
+        prefer_codec(&mut local, call.agreed(transferee));
         let mut origin = OriginState::new(rand::random::<u32>().into());
         let transfer_offer = offer(&local, &mut origin);
         let caller = match transferee {
@@ -3330,12 +3315,7 @@ impl Service {
         if call.held_by_us == Some(side) {
             local.direction = Direction::SendOnly;
         }
-        if let Some(current) = call.agreed(side) {
-            let name = current.codec.encoding.clone();
-            local
-                .codecs
-                .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(&name));
-        }
+        prefer_codec(&mut local, call.agreed(side));
         let mut outgoing = match self.dialogs.request(dialog, Method::Invite) {
             Ok(outgoing) => outgoing,
             Err(error) => {
@@ -3450,6 +3430,17 @@ fn refusal(request: &Request, status: u16, why: &str) -> Response {
         .headers
         .push(Header::new("Warning", format!("399 rswitch \"{why}\"")));
     response
+}
+
+/// Puts the codec a leg already agreed (`current`) first in our offer, so the party may keep
+/// it (and the call stay pass-through).
+fn prefer_codec(local: &mut LocalMedia, current: Option<&AgreedAudio>) {
+    if let Some(current) = current {
+        let name = &current.codec.encoding;
+        local
+            .codecs
+            .sort_by_key(|c| !c.encoding.eq_ignore_ascii_case(name));
+    }
 }
 
 fn music_on_hold() -> ToneSpec {

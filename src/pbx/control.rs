@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 pub enum ControlRequest {
     /// The UUID of the phone's leg in its newest call.
     PhoneUuid { phone: String },
-    /// The phone's registration and the leg it has in a call, if any.
-    Extension { extension: String },
+    /// The registration of each extension and the leg it has in a call, if any, in order.
+    Extensions { extensions: Vec<String> },
     /// Ends the phone's call (NORMAL_CLEARING); the other party gets BYE too.
     Hangup { phone: String },
     /// Puts the phone's leg on hold (a re-INVITE with `a=sendonly` to it); the other party
@@ -55,14 +55,12 @@ pub enum ControlRequest {
 }
 
 /// A successful answer.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlReply {
-    #[default]
-    Done,
     /// The UUID of the leg acted on.
     Uuid(String),
-    /// For [`ControlRequest::Extension`].
-    Extension(ExtensionView),
+    /// For [`ControlRequest::Extensions`], in the order asked.
+    Extensions(Vec<ExtensionView>),
     /// A recording was started into this file.
     Recording(std::path::PathBuf),
 }

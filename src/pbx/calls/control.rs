@@ -29,8 +29,8 @@ impl Service {
                 let (key, side) = self.leg_of_phone(&phone)?;
                 Ok(ControlReply::Uuid(self.leg_uuid(key, side)))
             }
-            ControlRequest::Extension { extension } => {
-                Ok(ControlReply::Extension(self.extension_view(&extension)))
+            ControlRequest::Extensions { extensions } => {
+                Ok(ControlReply::Extensions(self.extension_views(&extensions)))
             }
             ControlRequest::Hangup { phone } => {
                 let (key, side) = self.leg_of_phone(&phone)?;
@@ -62,25 +62,35 @@ impl Service {
     /// The newest call in which `phone` is a party, and its side.
     fn leg_of_phone(&self, phone: &str) -> Result<(CallKey, Side), ControlError> {
         let phone = phone.trim();
+        self.call_legs()
+            .filter(|(number, _)| *number == phone)
+            .max_by_key(|(_, (order, _))| *order)
+            .map(|(_, ((_, key), side))| (key, side))
+            .ok_or_else(|| ControlError::NotFound(format!("{phone} is in no call")))
+    }
+
+    /// Every party of every call in progress: its number, the call's (start, key) for
+    /// ordering, and its side.
+    #[allow(clippy::type_complexity)]
+    fn call_legs(
+        &self,
+    ) -> impl Iterator<Item = (&str, ((chrono::DateTime<chrono::Utc>, CallKey), Side))> {
         self.calls
             .calls
             .iter()
             .filter(|(_, call)| call.stage != Stage::Ended)
-            .filter_map(|(key, call)| {
-                let side = if call.caller == phone {
-                    Side::Caller
-                } else if call.b_number == phone
-                    || (call.b_number.is_empty() && call.destination == phone)
-                {
-                    Side::Callee
+            .flat_map(|(key, call)| {
+                let order = (call.start, *key);
+                let callee = if call.b_number.is_empty() {
+                    &call.destination
                 } else {
-                    return None;
+                    &call.b_number
                 };
-                Some(((call.start, *key), side))
+                [
+                    (call.caller.as_str(), (order, Side::Caller)),
+                    (callee.as_str(), (order, Side::Callee)),
+                ]
             })
-            .max_by_key(|(order, _)| *order)
-            .map(|((_, key), side)| (key, side))
-            .ok_or_else(|| ControlError::NotFound(format!("{phone} is in no call")))
     }
 
     fn leg_uuid(&self, key: CallKey, side: Side) -> String {
@@ -94,17 +104,34 @@ impl Service {
             .unwrap_or_default()
     }
 
-    fn extension_view(&self, extension: &str) -> ExtensionView {
-        let bindings = self.registrar.lookup(extension, crate::clock::now_utc());
-        let newest = bindings.iter().max_by_key(|b| b.updated_at);
-        ExtensionView {
-            registered: newest.is_some(),
-            contact: newest.map(|b| b.contact.clone()).unwrap_or_default(),
-            uuid: self
-                .leg_of_phone(extension)
-                .map(|(key, side)| self.leg_uuid(key, side))
-                .unwrap_or_default(),
+    /// The views of `extensions`, the calls gone through once for all of them.
+    fn extension_views(&self, extensions: &[String]) -> Vec<ExtensionView> {
+        let mut newest: std::collections::HashMap<
+            &str,
+            ((chrono::DateTime<chrono::Utc>, CallKey), Side),
+        > = std::collections::HashMap::new();
+        for (number, (order, side)) in self.call_legs() {
+            let entry = newest.entry(number).or_insert((order, side));
+            if order > entry.0 {
+                *entry = (order, side);
+            }
         }
+        let now = crate::clock::now_utc();
+        extensions
+            .iter()
+            .map(|extension| {
+                let bindings = self.registrar.lookup(extension, now);
+                let binding = bindings.iter().max_by_key(|b| b.updated_at);
+                ExtensionView {
+                    registered: binding.is_some(),
+                    contact: binding.map(|b| b.contact.clone()).unwrap_or_default(),
+                    uuid: newest
+                        .get(extension.as_str())
+                        .map(|((_, key), side)| self.leg_uuid(*key, *side))
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
     }
 
     /// What `side` hears when nothing is played to it: music on hold while the other side
