@@ -303,6 +303,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         stop_rx.clone(),
     ));
 
+    let auth = Arc::new(crate::api::auth::Auth::new(
+        tokens,
+        crate::api::auth::LoginLimiter::default(),
+    ));
+    auth.load_users(&store).await?;
     let state = AppState {
         store: store.clone(),
         live: live.clone(),
@@ -313,10 +318,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }),
         control,
         agents,
-        auth: Arc::new(crate::api::auth::Auth {
-            tokens,
-            limiter: crate::api::auth::LoginLimiter::default(),
-        }),
+        auth,
         uuids: Arc::default(),
         max_body_bytes: config.http.max_body_bytes,
         events: events.clone(),

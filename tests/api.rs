@@ -113,6 +113,7 @@ fn login_tokens_seats_and_bad_requests() {
         sub: "admin".into(),
         iat: now - 7200,
         exp: now - 3600,
+        pwv: 0,
     });
     let answer = http(
         addr,
@@ -306,12 +307,40 @@ fn hold_unhold_and_hangup_of_a_real_call() {
         callee_uuid.as_str()
     );
 
+    // The admin API's runtime views: the call with both legs and their codec, found by
+    // either leg's UUID; the callee's registration.
+    let calls = api.get("/api/v1/calls").json()["data"].clone();
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    let call = api.get(&format!("/api/v1/calls/{callee_uuid}")).json()["data"].clone();
+    assert_eq!(call["uuid"], caller_uuid.as_str(), "{call}");
+    assert_eq!(call["state"], "answered");
+    assert_eq!(call["caller"], "1000");
+    assert_eq!(call["callee"], "1001");
+    assert_eq!(call["legs"][0]["side"], "caller");
+    assert_eq!(call["legs"][1]["uuid"], callee_uuid.as_str());
+    for leg in 0..2 {
+        assert_eq!(call["legs"][leg]["codec"], "PCMU/8000", "{call}");
+        assert_eq!(call["legs"][leg]["held"], false);
+    }
+    let registrations = api.get("/api/v1/registrations").json()["data"].clone();
+    assert!(
+        registrations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["aor"] == "1001" && r["transport"] == "udp"),
+        "{registrations}"
+    );
+
     let hold = api.get("/api/hold/1001");
     assert_eq!(hold.status, 200, "{}", hold.body);
     assert_eq!(hold.json()["data"]["uuid"], callee_uuid.as_str());
     let twice = api.get("/api/hold/1001");
     assert_eq!(twice.status, 409, "held twice: {}", twice.body);
     assert!(twice.body.contains("already on hold"), "{}", twice.body);
+    let call = api.get(&format!("/api/v1/calls/{caller_uuid}")).json()["data"].clone();
+    assert_eq!(call["legs"][1]["held"], true, "{call}");
+    assert_eq!(call["legs"][0]["held"], false, "{call}");
     // POST works as well as GET on these paths. The unhold waits for the hold's re-INVITE
     // to be answered (rswitch refuses a second re-INVITE while one is in progress).
     let deadline = Instant::now() + Duration::from_secs(10);

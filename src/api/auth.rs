@@ -38,7 +38,7 @@ use super::AppState;
 use super::body::LegacyBody;
 use super::error::ApiError;
 use crate::store::value::Value;
-use crate::store::{AdminUser, ListQuery};
+use crate::store::{AdminUser, ListQuery, StoreError};
 
 /// The file in the data directory that holds the token signing key.
 pub const TOKEN_KEY_FILE: &str = "api-token-key";
@@ -54,6 +54,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the epoch.
     pub exp: i64,
+    /// The version of the administrator's password the token was issued under (the
+    /// microsecond it was last set): a new password makes older tokens void.
+    #[serde(default)]
+    pub pwv: i64,
 }
 
 /// Why a token was refused (said to the caller in the 401).
@@ -125,14 +129,16 @@ impl TokenSigner {
         self.lifetime
     }
 
-    /// A token for `subject`, valid for the lifetime from `now`, and when it expires.
-    pub fn issue(&self, subject: &str, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    /// A token for `subject` under its password version `pwv`, valid for the lifetime from
+    /// `now`, and when it expires.
+    pub fn issue(&self, subject: &str, pwv: i64, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
         let expires =
             now + chrono::Duration::from_std(self.lifetime).unwrap_or(chrono::Duration::days(1));
         let claims = Claims {
             sub: subject.to_owned(),
             iat: now.timestamp(),
             exp: expires.timestamp(),
+            pwv,
         };
         (self.sign(&claims), expires)
     }
@@ -300,6 +306,66 @@ impl LoginLimiter {
 pub struct Auth {
     pub tokens: TokenSigner,
     pub limiter: LoginLimiter,
+    /// Per administrator, its password version: tokens issued under another one (before a
+    /// password change) are refused, and so are tokens of names not in it (administrators
+    /// removed).
+    password_versions: Mutex<HashMap<String, i64>>,
+}
+
+impl Auth {
+    /// Knows no administrator until [`Auth::load_users`] or [`Auth::valid_from`].
+    pub fn new(tokens: TokenSigner, limiter: LoginLimiter) -> Auth {
+        Auth {
+            tokens,
+            limiter,
+            password_versions: Mutex::default(),
+        }
+    }
+
+    /// Learns every administrator's password version from the database.
+    ///
+    /// # Errors
+    /// The database can not be read.
+    pub async fn load_users(&self, store: &crate::store::Store) -> Result<(), StoreError> {
+        let users = store.all::<AdminUser>().await?;
+        let mut map = self.password_versions.lock().expect("password versions");
+        map.clear();
+        for user in users {
+            map.insert(user.username.clone(), password_version(&user));
+        }
+        Ok(())
+    }
+
+    /// Only tokens issued under `user`'s password as it is now count from now on.
+    pub fn password_set(&self, user: &AdminUser) {
+        self.password_versions
+            .lock()
+            .expect("password versions")
+            .insert(user.username.clone(), password_version(user));
+    }
+
+    /// Every token of `user` is refused from now on.
+    pub fn forget(&self, user: &str) {
+        self.password_versions
+            .lock()
+            .expect("password versions")
+            .remove(user);
+    }
+
+    /// Whether a verified token still counts for its administrator.
+    fn still_valid(&self, claims: &Claims) -> bool {
+        self.password_versions
+            .lock()
+            .expect("password versions")
+            .get(&claims.sub)
+            .is_some_and(|version| claims.pwv == *version)
+    }
+}
+
+/// The version of an administrator's password: when it was last set (`updated_at`, in
+/// microseconds).
+pub fn password_version(user: &AdminUser) -> i64 {
+    user.updated_at.timestamp_micros()
 }
 
 #[derive(Serialize)]
@@ -367,10 +433,12 @@ pub(super) async fn login(
     };
     auth.limiter.succeeded(source, &username);
     let now = crate::clock::now_utc();
-    let (token, expires) = auth.tokens.issue(&user.username, now);
-    let mut seen = user.clone();
-    seen.last_login_at = Some(now);
-    if let Err(error) = state.store.update(&seen).await {
+    // The database is the truth about the password (a change by another process too).
+    auth.password_set(&user);
+    let (token, expires) = auth
+        .tokens
+        .issue(&user.username, password_version(&user), now);
+    if let Err(error) = note_login(&state.store, user.id, now).await {
         tracing::warn!(%error, "the login time could not be stored");
     }
     tracing::info!(%source, user = %user.username, "login");
@@ -385,6 +453,20 @@ pub(super) async fn login(
         },
     })
     .into_response())
+}
+
+/// Stores the login time on a fresh copy of the row (a password set meanwhile stays).
+async fn note_login(
+    store: &crate::store::Store,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    if let Some(mut user) = tx.get::<AdminUser>(id).await? {
+        user.last_login_at = Some(now);
+        tx.update(&user).await?;
+    }
+    tx.commit().await
 }
 
 /// An argon2id hash of nothing in particular, for unknown users.
@@ -426,6 +508,9 @@ pub(super) async fn require_token(
         return unauthorized("the Authorization scheme must be Nway or Bearer");
     }
     match state.auth.tokens.verify(token, crate::clock::now_utc()) {
+        Ok(claims) if !state.auth.still_valid(&claims) => unauthorized(
+            "the token was revoked (the password changed or the administrator was removed)",
+        ),
         Ok(claims) => {
             request.extensions_mut().insert(Caller(claims.sub));
             next.run(request).await
@@ -465,7 +550,7 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let (token, expires) = signer().issue("admin", now);
+        let (token, expires) = signer().issue("admin", 0, now);
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIs"));
         let claims = signer().verify(&token, now).unwrap();
         assert_eq!(claims.sub, "admin");
@@ -476,7 +561,7 @@ mod tests {
     #[test]
     fn forged_tokens_are_refused() {
         let now = crate::clock::now_utc();
-        let (token, _) = signer().issue("admin", now);
+        let (token, _) = signer().issue("admin", 0, now);
         let other = TokenSigner::new([8; 32], Duration::from_secs(3600));
         assert_eq!(other.verify(&token, now), Err(TokenError::BadSignature));
         // "alg":"none" with the signature dropped.

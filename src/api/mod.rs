@@ -3,18 +3,21 @@
 //! [`app`] builds the whole router from an [`AppState`], so tests can drive it without a
 //! socket. Open to all: `GET /healthz` (status, version, database, snapshot, bound
 //! addresses), `GET /metrics` (Prometheus text) and `POST /api/login`. Every other `/api`
-//! path wants a token ([`auth`]): the FSGui control and seat API ([`legacy`]) and the event
-//! stream `GET /api/v1/events` (WebSocket). Bodies over
+//! path wants a token ([`auth`]): the FSGui control and seat API ([`legacy`]), the admin API
+//! ([`admin`]) and the event stream `GET /api/v1/events` (WebSocket). The OpenAPI document
+//! of all of it is open at `GET /api/v1/openapi.json` ([`openapi`]). Bodies over
 //! `http.max_body_bytes` get 413; unknown paths a 404 in the API's envelope.
 //!
 //! What this module does not do: bind sockets or handle signals (`server.rs` does).
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod error;
 mod events_ws;
 mod health;
 pub mod legacy;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,6 +67,7 @@ pub struct ServerInfo {
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let protected = legacy::router()
+        .merge(admin::router())
         .route("/api/v1/events", get(events_ws::events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -73,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/api/login", post(auth::login))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .merge(protected)
         .fallback(unknown_path)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

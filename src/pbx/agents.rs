@@ -125,6 +125,15 @@ impl AgentStates {
             .unwrap_or_default()
     }
 
+    /// The states of `extensions`, in that order, read under one lock.
+    pub fn get_many<'a>(&self, extensions: impl IntoIterator<Item = &'a str>) -> Vec<AgentState> {
+        let states = self.states.lock().expect("agent states");
+        extensions
+            .into_iter()
+            .map(|extension| states.get(extension).copied().unwrap_or_default())
+            .collect()
+    }
+
     /// Every change from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<AgentStateChanged> {
         self.changes.subscribe()

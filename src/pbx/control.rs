@@ -52,10 +52,14 @@ pub enum ControlRequest {
     RecordStop { phone: String },
     /// Sends DTMF digits to the phone's leg (RFC 4733, or in-band as the leg negotiated).
     SendDtmf { phone: String, digits: String },
+    /// Every call in progress.
+    Calls,
+    /// Every live registration binding.
+    Registrations,
 }
 
 /// A successful answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ControlReply {
     /// The UUID of the leg acted on.
     Uuid(String),
@@ -63,6 +67,46 @@ pub enum ControlReply {
     Extensions(Vec<ExtensionView>),
     /// A recording was started into this file.
     Recording(std::path::PathBuf),
+    /// For [`ControlRequest::Calls`], oldest first.
+    Calls(Vec<CallView>),
+    /// For [`ControlRequest::Registrations`].
+    Registrations(Vec<crate::store::Registration>),
+}
+
+/// A call in progress as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    /// The calling leg's UUID (the call's, in CDRs and events).
+    pub uuid: String,
+    /// The called leg's UUID; empty until a callee is tried.
+    pub bleg_uuid: String,
+    pub caller: String,
+    /// The number dialled.
+    pub destination: String,
+    /// The party rung or talking (an extension, or the number sent to a gateway).
+    pub callee: String,
+    /// `routing` (running the dial plan), `ringing`, `answered` or `ending`.
+    pub state: String,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub legs: Vec<LegView>,
+    /// Whether the call is being recorded.
+    pub recording: bool,
+}
+
+/// One leg of a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct LegView {
+    /// `caller` or `callee`.
+    pub side: String,
+    pub uuid: String,
+    /// The codec agreed with this party (`PCMU/8000`), empty before the offer/answer.
+    pub codec: String,
+    /// Where its media comes from (`address:port`), empty when not yet known.
+    pub remote_media: String,
+    /// Whether this party is on hold (its phone put the call on hold, or the API held it);
+    /// the other party hears music meanwhile.
+    pub held: bool,
 }
 
 /// What the service knows of an extension at run time.

@@ -154,6 +154,18 @@ impl Registrar {
         found
     }
 
+    /// Every live binding, by address of record then newest first.
+    pub fn all_bindings(&self, now: DateTime<Utc>) -> Vec<&Binding> {
+        let mut all: Vec<&Binding> = self
+            .bindings
+            .values()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .collect();
+        all.sort_by(|a, b| a.aor.cmp(&b.aor).then(b.updated_at.cmp(&a.updated_at)));
+        all
+    }
+
     /// Every address of record with at least one live binding, and how many.
     pub fn counts(&self) -> usize {
         self.bindings.values().map(Vec::len).sum()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::value::{Field, Value};
+use super::value::{ColumnKind, Field, Value};
 use crate::secret::Secret;
 use crate::text_enum;
 
@@ -22,6 +22,8 @@ pub trait Entity: Sized + Send + Sync + Unpin + 'static {
     const TABLE: &'static str;
     /// The columns other than `id`, in the order of [`Entity::values`].
     const COLUMNS: &'static [&'static str];
+    /// The kind of each of [`Entity::COLUMNS`], in the same order.
+    const KINDS: &'static [ColumnKind];
     /// Whether the table takes part in the numbering plan (its `number` column).
     const NUMBERED: Option<OwnerKind> = None;
     /// Whether rows can never change once written (enforced by the database).
@@ -47,7 +49,7 @@ macro_rules! entity {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
         pub struct $name {
             /// Row id; 0 until inserted.
             #[serde(default)]
@@ -58,6 +60,7 @@ macro_rules! entity {
         impl Entity for $name {
             const TABLE: &'static str = $table;
             const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            const KINDS: &'static [ColumnKind] = &[$(<$ty as Field>::KIND),*];
             $(const NUMBERED: Option<OwnerKind> = Some(OwnerKind::$kind);)?
             $(const APPEND_ONLY: bool = entity!(@flag $append_only);)?
 
@@ -247,16 +250,25 @@ entity! {
 entity! {
     /// An extension (spec 2.3): a SIP account phones register with (user = number).
     Extension in "extension" numbered as Extension {
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default)]
         extension_type: ExtensionType,
         password: Secret,
+        #[serde(default)]
         group_id: Option<i64>,
+        #[serde(default)]
         allow_outbound: bool,
+        #[serde(default)]
         answer_when_offline: bool,
+        #[serde(default)]
         play_job_number: bool,
+        #[serde(default)]
         job_number: String,
+        #[serde(default = "epoch")]
         created_at: DateTime<Utc>,
+        #[serde(default = "epoch")]
         updated_at: DateTime<Utc>,
     }
 }
@@ -266,6 +278,7 @@ entity! {
     BaseConfigEntry in "base_config" {
         key: String,
         value: String,
+        #[serde(default)]
         description: String,
     }
 }
@@ -274,6 +287,7 @@ entity! {
     /// A ring tone (spec 2.20): a WAV file under `ring_path`, referenced by name or id.
     RingTone in "ring_tone" {
         name: String,
+        #[serde(default)]
         description: String,
         file_path: String,
     }
@@ -284,24 +298,42 @@ entity! {
     Gateway in "gateway" {
         name: String,
         url: String,
+        #[serde(default)]
         dial_prefix: String,
+        #[serde(default)]
         caller_number: String,
+        #[serde(default)]
         max_calls: i64,
+        #[serde(default)]
         callback_enabled: bool,
+        #[serde(default)]
         username: String,
         realm: String,
+        #[serde(default)]
         from_user: String,
+        #[serde(default)]
         from_domain: String,
+        #[serde(default)]
         password: Secret,
+        #[serde(default)]
         extension: String,
+        #[serde(default)]
         proxy: String,
+        #[serde(default)]
         expire_seconds: Option<i64>,
+        #[serde(default)]
         register: bool,
+        #[serde(default)]
         register_transport: GatewayTransport,
+        #[serde(default)]
         retry_seconds: Option<i64>,
+        #[serde(default)]
         caller_id_in_from: bool,
+        #[serde(default)]
         contact_params: String,
+        #[serde(default)]
         ping: Option<i64>,
+        #[serde(default)]
         register_proxy: String,
     }
 }
@@ -318,6 +350,7 @@ entity! {
     GatewayGroupMember in "gateway_group_member" {
         group_id: i64,
         gateway_id: i64,
+        #[serde(default)]
         sequence: i64,
     }
 }
@@ -327,6 +360,7 @@ entity! {
     Region in "region" {
         code: String,
         name: String,
+        #[serde(default)]
         parent_id: Option<i64>,
         level: RegionLevel,
     }
@@ -335,12 +369,18 @@ entity! {
 entity! {
     /// A route of the dial plan (spec 2.5).
     Route in "route" {
+        #[serde(default)]
         name: String,
+        #[serde(default)]
         condition_field: ConditionField,
         pattern: String,
+        #[serde(default)]
         sequence: i64,
+        #[serde(default)]
         enabled: bool,
+        #[serde(default)]
         continue_on_fail: bool,
+        #[serde(default)]
         time_condition: TimeCondition,
     }
 }
@@ -349,14 +389,22 @@ entity! {
     /// One action of a route (spec 2.6).
     RouteDetail in "route_detail" {
         route_id: i64,
+        #[serde(default)]
         name: String,
         action: Action,
+        #[serde(default)]
         data: String,
+        #[serde(default)]
         ring_id: Option<i64>,
+        #[serde(default)]
         sequence: i64,
+        #[serde(default)]
         is_external: bool,
+        #[serde(default)]
         gateway_group_id: Option<i64>,
+        #[serde(default)]
         gateway_id: Option<i64>,
+        #[serde(default)]
         area_enabled: bool,
     }
 }
@@ -372,18 +420,30 @@ entity! {
 entity! {
     /// An IVR menu (spec 2.9). Prompts are ring-tone names; empty means none.
     Ivr in "ivr" numbered as Ivr {
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default = "hash_key")]
         confirm_key: String,
+        #[serde(default = "sixty")]
         max_timeout: i64,
+        #[serde(default = "ten")]
         digit_timeout: i64,
+        #[serde(default = "three")]
         max_attempts: i64,
+        #[serde(default = "one")]
         key_length: i64,
+        #[serde(default = "yes")]
         enabled: bool,
+        #[serde(default)]
         greeting: String,
+        #[serde(default)]
         short_tone: String,
+        #[serde(default)]
         invalid_tone: String,
+        #[serde(default)]
         parent_id: i64,
+        #[serde(default)]
         sort_order: i64,
     }
 }
@@ -392,14 +452,22 @@ entity! {
     /// One action of an IVR menu, run when the caller enters `key` (spec 2.10).
     IvrDetail in "ivr_detail" {
         ivr_id: i64,
+        #[serde(default)]
         key: String,
         action: Action,
+        #[serde(default)]
         data: String,
+        #[serde(default)]
         ring_id: Option<i64>,
+        #[serde(default)]
         sequence: i64,
+        #[serde(default)]
         is_external: bool,
+        #[serde(default)]
         gateway_group_id: Option<i64>,
+        #[serde(default)]
         gateway_id: Option<i64>,
+        #[serde(default)]
         area_enabled: bool,
     }
 }
@@ -415,9 +483,12 @@ entity! {
 entity! {
     /// An agent queue / FIFO (spec 2.11).
     AgentQueue in "agent_queue" numbered as AgentQueue {
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default)]
         strategy: QueueStrategy,
+        #[serde(default)]
         cursor: i64,
     }
 }
@@ -427,8 +498,10 @@ entity! {
     /// gateway is set.
     AgentQueueMember in "agent_queue_member" {
         queue_id: i64,
+        #[serde(default)]
         sequence: i64,
         number: String,
+        #[serde(default)]
         gateway_id: Option<i64>,
     }
 }
@@ -436,14 +509,22 @@ entity! {
 entity! {
     /// An inbound queue (spec 2.13).
     InboundQueue in "inbound_queue" numbered as InboundQueue {
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default = "max_wait")]
         max_wait: i64,
+        #[serde(default = "ten")]
         key_wait: i64,
+        #[serde(default = "yes")]
         allow_key_continue: bool,
+        #[serde(default = "one_key")]
         continue_key: String,
+        #[serde(default)]
         prompt_ring_id: Option<i64>,
+        #[serde(default)]
         moh_ring_id: Option<i64>,
+        #[serde(default)]
         priority: i64,
     }
 }
@@ -453,6 +534,7 @@ entity! {
     InboundQueueLink in "inbound_queue_link" {
         inbound_queue_id: i64,
         agent_queue_id: i64,
+        #[serde(default)]
         sequence: i64,
     }
 }
@@ -460,12 +542,18 @@ entity! {
 entity! {
     /// A conference room (spec 2.21).
     Conference in "conference" numbered as Conference {
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default)]
         pin: String,
+        #[serde(default)]
         start_time: Option<DateTime<Utc>>,
+        #[serde(default)]
         valid_until: Option<DateTime<Utc>>,
+        #[serde(default)]
         enabled: bool,
+        #[serde(default)]
         first_is_moderator: bool,
     }
 }
@@ -474,12 +562,18 @@ entity! {
     /// A member a conference dials out to (spec 2.22).
     ConferenceMember in "conference_member" {
         conference_id: i64,
+        #[serde(default)]
         name: String,
         number: String,
+        #[serde(default)]
         is_internal: bool,
+        #[serde(default)]
         gateway_id: Option<i64>,
+        #[serde(default = "three")]
         max_retries: i64,
+        #[serde(default)]
         is_moderator: bool,
+        #[serde(default)]
         call_count: i64,
     }
 }
@@ -488,11 +582,17 @@ entity! {
     /// A blacklisted number or prefix (spec 2.23).
     BlacklistEntry in "blacklist" {
         number: String,
+        #[serde(default)]
         match_kind: MatchKind,
+        #[serde(default = "both_directions")]
         direction: BlacklistDirection,
+        #[serde(default = "yes")]
         enabled: bool,
+        #[serde(default)]
         expires_at: Option<DateTime<Utc>>,
+        #[serde(default)]
         note: String,
+        #[serde(default = "epoch")]
         created_at: DateTime<Utc>,
     }
 }
@@ -580,6 +680,38 @@ entity! {
         entity_id: Option<i64>,
         detail: String,
     }
+}
+
+// Defaults of fields an API client may leave out: the database's own defaults.
+fn epoch() -> DateTime<Utc> {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+fn yes() -> bool {
+    true
+}
+fn one() -> i64 {
+    1
+}
+fn three() -> i64 {
+    3
+}
+fn ten() -> i64 {
+    10
+}
+fn sixty() -> i64 {
+    60
+}
+fn max_wait() -> i64 {
+    360
+}
+fn hash_key() -> String {
+    "#".to_owned()
+}
+fn one_key() -> String {
+    "1".to_owned()
+}
+fn both_directions() -> BlacklistDirection {
+    BlacklistDirection::Both
 }
 
 /// Numbered entities expose their number for numbering-plan checks.

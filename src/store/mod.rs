@@ -104,16 +104,50 @@ enum Rows {
 pub struct ListQuery {
     /// `column = value` conditions, all of which must hold.
     pub equals: Vec<(String, Value)>,
-    /// Column to order by (ascending), then `id`. Default: `id`.
+    /// `column <op> value` conditions, all of which must hold (besides `equals`).
+    pub compares: Vec<(String, Compare, Value)>,
+    /// Column to order by, then `id`. Default: `id`.
     pub order_by: Option<String>,
+    /// Newest (largest) first instead of ascending.
+    pub descending: bool,
     pub limit: Option<i64>,
     pub offset: i64,
+}
+
+/// A comparison of [`ListQuery::compares`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
+    /// The text column contains the value (SQL `like`, with `%` and `_` in the value taken
+    /// literally).
+    Contains,
+}
+
+impl Compare {
+    fn operator(self) -> &'static str {
+        match self {
+            Compare::Less => "<",
+            Compare::LessOrEqual => "<=",
+            Compare::Greater => ">",
+            Compare::GreaterOrEqual => ">=",
+            Compare::Contains => "like",
+        }
+    }
 }
 
 impl ListQuery {
     /// Only rows whose `column` equals `value`.
     pub fn filter(mut self, column: &str, value: Value) -> Self {
         self.equals.push((column.to_owned(), value));
+        self
+    }
+
+    /// Only rows where `column <op> value`.
+    pub fn compare(mut self, column: &str, op: Compare, value: Value) -> Self {
+        self.compares.push((column.to_owned(), op, value));
         self
     }
 
@@ -423,6 +457,11 @@ operations! {
     /// # Errors
     /// Database failure.
     fn set_meta<>(key: &str, value: &str) -> ();
+    /// Whether `table` (a table name of the data model, never caller input) has a row `id`.
+    ///
+    /// # Errors
+    /// Database failure.
+    fn exists<>(table: &'static str, id: i64) -> bool;
 }
 
 impl Tx {
@@ -547,9 +586,13 @@ mod ops {
         query: &ListQuery,
     ) -> Result<Vec<E>, StoreError> {
         let (where_clause, mut args) = where_clause::<E>(query)?;
+        let direction = if query.descending { " desc" } else { "" };
         let order = match &query.order_by {
-            Some(column) => format!("\"{}\", id", known_column::<E>(column)?),
-            None => "id".to_owned(),
+            Some(column) => format!(
+                "\"{}\"{direction}, id{direction}",
+                known_column::<E>(column)?
+            ),
+            None => format!("id{direction}"),
         };
         let mut sql = format!(
             "select {} from {}{where_clause} order by {order}",
@@ -692,6 +735,19 @@ mod ops {
         Ok(())
     }
 
+    pub(super) async fn exists(
+        mut conn: Conn<'_>,
+        table: &'static str,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = format!("select 1 from {table} where id = ?");
+        let rows = fetch(&mut conn, table, &sql, vec![Value::Int(Some(id))]).await?;
+        Ok(match rows {
+            Rows::Sqlite(rows) => !rows.is_empty(),
+            Rows::Postgres(rows) => !rows.is_empty(),
+        })
+    }
+
     async fn check_number_free<E: Entity>(
         conn: &mut Conn<'_>,
         kind: OwnerKind,
@@ -736,11 +792,11 @@ mod ops {
     }
 
     fn where_clause<E: Entity>(query: &ListQuery) -> Result<(String, Vec<Value>), StoreError> {
-        if query.equals.is_empty() {
+        if query.equals.is_empty() && query.compares.is_empty() {
             return Ok((String::new(), Vec::new()));
         }
-        let mut parts = Vec::with_capacity(query.equals.len());
-        let mut args = Vec::with_capacity(query.equals.len());
+        let mut parts = Vec::with_capacity(query.equals.len() + query.compares.len());
+        let mut args = Vec::with_capacity(parts.capacity());
         for (column, value) in &query.equals {
             let column = known_column::<E>(column)?;
             if is_null(value) {
@@ -750,7 +806,32 @@ mod ops {
                 args.push(value.clone());
             }
         }
+        for (column, op, value) in &query.compares {
+            let column = known_column::<E>(column)?;
+            match (op, value) {
+                (Compare::Contains, Value::Text(Some(text))) => {
+                    parts.push(format!("\"{column}\" like ? escape '\\'"));
+                    args.push(Value::Text(Some(format!("%{}%", like_literal(text)))));
+                }
+                _ => {
+                    parts.push(format!("\"{column}\" {} ?", op.operator()));
+                    args.push(value.clone());
+                }
+            }
+        }
         Ok((format!(" where {}", parts.join(" and ")), args))
+    }
+
+    /// `text` with the `like` wildcards (and the escape character) escaped.
+    fn like_literal(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for ch in text.chars() {
+            if matches!(ch, '%' | '_' | '\\') {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out
     }
 
     fn is_null(value: &Value) -> bool {

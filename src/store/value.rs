@@ -26,8 +26,21 @@ pub fn sqlite_timestamp(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// What kind of value a column holds: how a filter typed as text is read for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Int,
+    Text,
+    Bool,
+    Time,
+    /// Text that is a secret: never filtered on, never written to the audit log.
+    Secret,
+}
+
 /// A Rust type that can be stored in one column.
 pub trait Field: Sized {
+    /// The kind of column it is stored in.
+    const KIND: ColumnKind;
     fn to_value(&self) -> Value;
     /// # Errors
     /// The column is missing or holds a value of another type.
@@ -38,8 +51,9 @@ pub trait Field: Sized {
 }
 
 macro_rules! native_field {
-    ($ty:ty, |$v:ident| $to:expr) => {
+    ($ty:ty, $kind:ident, |$v:ident| $to:expr) => {
         impl Field for $ty {
+            const KIND: ColumnKind = ColumnKind::$kind;
             fn to_value(&self) -> Value {
                 let $v = self;
                 $to
@@ -54,15 +68,16 @@ macro_rules! native_field {
     };
 }
 
-native_field!(i64, |v| Value::Int(Some(*v)));
-native_field!(Option<i64>, |v| Value::Int(*v));
-native_field!(String, |v| Value::Text(Some(v.clone())));
-native_field!(Option<String>, |v| Value::Text(v.clone()));
-native_field!(bool, |v| Value::Bool(*v));
-native_field!(DateTime<Utc>, |v| Value::Time(Some(*v)));
-native_field!(Option<DateTime<Utc>>, |v| Value::Time(*v));
+native_field!(i64, Int, |v| Value::Int(Some(*v)));
+native_field!(Option<i64>, Int, |v| Value::Int(*v));
+native_field!(String, Text, |v| Value::Text(Some(v.clone())));
+native_field!(Option<String>, Text, |v| Value::Text(v.clone()));
+native_field!(bool, Bool, |v| Value::Bool(*v));
+native_field!(DateTime<Utc>, Time, |v| Value::Time(Some(*v)));
+native_field!(Option<DateTime<Utc>>, Time, |v| Value::Time(*v));
 
 impl Field for Secret {
+    const KIND: ColumnKind = ColumnKind::Secret;
     fn to_value(&self) -> Value {
         Value::Text(Some(self.expose().to_owned()))
     }
@@ -97,6 +112,13 @@ macro_rules! text_enum {
             $( $(#[$vmeta])* #[serde(rename = $text)] $variant ),+
         }
 
+        /// The first variant is the default (the database's column default too).
+        impl Default for $name {
+            fn default() -> Self {
+                Self::ALL[0]
+            }
+        }
+
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -120,6 +142,17 @@ macro_rules! text_enum {
             }
         }
 
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -127,6 +160,7 @@ macro_rules! text_enum {
         }
 
         impl $crate::store::value::Field for $name {
+            const KIND: $crate::store::value::ColumnKind = $crate::store::value::ColumnKind::Text;
             fn to_value(&self) -> $crate::store::value::Value {
                 $crate::store::value::Value::Text(Some(self.as_str().to_owned()))
             }

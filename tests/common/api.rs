@@ -55,15 +55,36 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     Answer {
         status,
         headers,
-        body: body.to_owned(),
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        },
     }
+}
+
+/// The body of a chunked answer.
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
 }
 
 /// A client with a token from `POST /api/login`.
@@ -95,6 +116,21 @@ impl Api {
     pub fn get(&self, path: &str) -> Answer {
         let auth = format!("Nway {}", self.token);
         http(&self.addr, "GET", path, &[("Authorization", &auth)], b"")
+    }
+
+    /// Any method, with a JSON body (may be empty).
+    pub fn send(&self, method: &str, path: &str, body: &str) -> Answer {
+        let auth = format!("Bearer {}", self.token);
+        http(
+            &self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
     }
 
     pub fn post(&self, path: &str, body: &str) -> Answer {

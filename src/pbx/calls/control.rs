@@ -12,7 +12,9 @@ use std::time::Instant;
 use super::{CallKey, FeedSpec, Service, Side, Stage, music_on_hold};
 use crate::events::EventCode;
 use crate::pbx::causes::HangupCause;
-use crate::pbx::control::{ControlError, ControlReply, ControlRequest, ExtensionView};
+use crate::pbx::control::{
+    CallView, ControlError, ControlReply, ControlRequest, ExtensionView, LegView,
+};
 
 /// How long each digit of `senddtmf` lasts.
 const API_DTMF_MS: u32 = 100;
@@ -56,7 +58,78 @@ impl Service {
             } => self.api_record_start(&phone, path, min_length),
             ControlRequest::RecordStop { phone } => self.api_record_stop(&phone),
             ControlRequest::SendDtmf { phone, digits } => self.api_send_dtmf(&phone, &digits),
+            ControlRequest::Calls => Ok(ControlReply::Calls(self.call_views())),
+            ControlRequest::Registrations => {
+                let now = crate::clock::now_utc();
+                Ok(ControlReply::Registrations(
+                    self.registrar
+                        .all_bindings(now)
+                        .into_iter()
+                        .map(crate::pbx::registrar::binding_row)
+                        .collect(),
+                ))
+            }
         }
+    }
+
+    /// Every call in progress, oldest first.
+    fn call_views(&self) -> Vec<CallView> {
+        let mut calls: Vec<_> = self
+            .calls
+            .calls
+            .iter()
+            .filter(|(_, call)| call.stage != Stage::Ended)
+            .collect();
+        calls.sort_by_key(|(key, call)| (call.start, **key));
+        calls
+            .into_iter()
+            .map(|(_, call)| {
+                let leg = |side: Side| {
+                    let (uuid, agreed) = match side {
+                        Side::Caller => (&call.uuid, call.a_agreed.as_ref()),
+                        Side::Callee => (&call.bleg_uuid, call.b_agreed.as_ref()),
+                    };
+                    LegView {
+                        side: match side {
+                            Side::Caller => "caller",
+                            Side::Callee => "callee",
+                        }
+                        .to_owned(),
+                        uuid: uuid.clone(),
+                        codec: agreed
+                            .map(|a| format!("{}/{}", a.codec.encoding, a.codec.clock_rate))
+                            .unwrap_or_default(),
+                        remote_media: agreed
+                            .and_then(|a| a.remote)
+                            .map(|r| r.to_string())
+                            .unwrap_or_default(),
+                        held: call.held_by == Some(side) || call.held_by_us == Some(side),
+                    }
+                };
+                let mut legs = vec![leg(Side::Caller)];
+                if !call.bleg_uuid.is_empty() {
+                    legs.push(leg(Side::Callee));
+                }
+                CallView {
+                    uuid: call.uuid.clone(),
+                    bleg_uuid: call.bleg_uuid.clone(),
+                    caller: call.caller.clone(),
+                    destination: call.destination.clone(),
+                    callee: call.b_number.clone(),
+                    state: match call.stage {
+                        Stage::Routing => "routing",
+                        Stage::Ringing => "ringing",
+                        Stage::Bridged => "answered",
+                        Stage::Ended => "ending",
+                    }
+                    .to_owned(),
+                    start: call.start,
+                    answered_at: call.answer_stamp,
+                    legs,
+                    recording: call.recording.is_some(),
+                }
+            })
+            .collect()
     }
 
     /// The newest call in which `phone` is a party, and its side.
