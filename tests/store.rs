@@ -925,7 +925,72 @@ async fn upsert_rewrites_by_unique_key_and_delete_where_filters(backend: Backend
     ));
 }
 
+/// The admin API's queries: comparisons, `like` with its wildcards taken literally and case
+/// ignored, NULLs at the same end, keyset paging newest first — the same on both backends.
+async fn compares_like_nulls_and_keyset_pages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let s = &db.store;
+    for (i, (uuid, caller)) in [("a", "Ann_1"), ("b", "ann%2"), ("c", "Bob"), ("d", "bob")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut row = cdr(uuid);
+        row.caller_id_number = caller.into();
+        // Two rows share a start time: the id breaks the tie.
+        row.start_stamp = t([10, 20, 20, 30][i]);
+        row.duration = [5, 30, 60, 90][i];
+        row.answer_stamp = [Some(t(1)), None, Some(t(3)), None][i];
+        s.insert(&row).await.unwrap();
+    }
+    let uuids = |rows: Vec<Cdr>| rows.into_iter().map(|c| c.uuid).collect::<Vec<_>>();
+    let like = |text: &str| {
+        ListQuery::default()
+            .compare(
+                "caller_id_number",
+                Compare::Contains,
+                Value::Text(Some(text.into())),
+            )
+            .order_by("start_stamp")
+    };
+    assert_eq!(
+        uuids(s.list::<Cdr>(&like("ANN")).await.unwrap()),
+        ["a", "b"]
+    );
+    assert_eq!(uuids(s.list::<Cdr>(&like("_")).await.unwrap()), ["a"]);
+    assert_eq!(uuids(s.list::<Cdr>(&like("%")).await.unwrap()), ["b"]);
+    assert_eq!(
+        uuids(s.list::<Cdr>(&like("!")).await.unwrap()),
+        Vec::<String>::new()
+    );
+    let between = ListQuery::default()
+        .compare("duration", Compare::Greater, Value::Int(Some(5)))
+        .compare("start_stamp", Compare::Less, Value::Time(Some(t(30))));
+    assert_eq!(uuids(s.list::<Cdr>(&between).await.unwrap()), ["b", "c"]);
+    let mut nulls = ListQuery::default().order_by("answer_stamp");
+    assert_eq!(
+        uuids(s.list::<Cdr>(&nulls).await.unwrap()),
+        ["b", "d", "a", "c"]
+    );
+    nulls.descending = true;
+    assert_eq!(
+        uuids(s.list::<Cdr>(&nulls).await.unwrap()),
+        ["c", "a", "d", "b"]
+    );
+    // Newest first, two at a time, each page after the last row of the one before.
+    let mut page = ListQuery {
+        limit: Some(2),
+        descending: true,
+        ..ListQuery::default().order_by("start_stamp")
+    };
+    let first = s.list::<Cdr>(&page).await.unwrap();
+    assert_eq!(uuids(first.clone()), ["d", "c"]);
+    let last = first.last().unwrap();
+    page.after = Some((Value::Time(Some(last.start_stamp)), last.id));
+    assert_eq!(uuids(s.list::<Cdr>(&page).await.unwrap()), ["b", "a"]);
+}
+
 on_both_backends!(
+    compares_like_nulls_and_keyset_pages,
     upsert_rewrites_by_unique_key_and_delete_where_filters,
     every_table_supports_create_read_update_delete,
     numbering_plan_refuses_collisions_across_tables,

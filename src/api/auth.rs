@@ -4,7 +4,12 @@
 //! - Tokens are JWTs (RFC 7519) signed with HMAC-SHA256 by a 32-byte key generated at first
 //!   start and kept in `<data_dir>/api-token-key` (mode 0600), so tokens survive a restart.
 //!   Claims: `sub` (the user), `iat`, `exp` (`http.token_lifetime_secs` later, 24 h by
-//!   default). Only `alg` HS256 is accepted; the signature is compared in constant time.
+//!   default), `pwv` (the version of the user's password). Only `alg` HS256 is accepted;
+//!   the signature is compared in constant time.
+//! - A token counts only while its administrator exists with the password it was issued
+//!   under: a password change or a removal through the API voids older tokens at once. A
+//!   change made outside this server (the `admin reset-password` command) takes effect at
+//!   the next start, or when that administrator next logs in here.
 //! - The scheme is matched ignoring case, with any whitespace before the token. Without the
 //!   header, a `token` query parameter is taken (browsers can not set headers on WebSockets;
 //!   JWTs need no URL escaping).
@@ -15,8 +20,8 @@
 //! - Passwords are checked against the argon2id hash of the `admin_user` table, off the
 //!   async threads; an unknown user costs the same hash check as a known one.
 //!
-//! What this module does not do: revoke tokens before they expire (a password change does
-//! not end the tokens already given), roles (every administrator may do everything).
+//! What this module does not do: roles (every administrator may do everything), enforce
+//! `must_change_password` (it is reported at login; the web UI asks for the change).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -313,7 +318,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Knows no administrator until [`Auth::load_users`] or [`Auth::valid_from`].
+    /// Knows no administrator until [`Auth::load_users`] or [`Auth::password_set`].
     pub fn new(tokens: TokenSigner, limiter: LoginLimiter) -> Auth {
         Auth {
             tokens,
@@ -336,20 +341,22 @@ impl Auth {
         Ok(())
     }
 
-    /// Only tokens issued under `user`'s password as it is now count from now on.
+    /// Only tokens issued under `user`'s password as it is now count from now on. Versions
+    /// only move forward: a login that read the row before a change can not bring the old
+    /// version back.
     pub fn password_set(&self, user: &AdminUser) {
-        self.password_versions
-            .lock()
-            .expect("password versions")
-            .insert(user.username.clone(), password_version(user));
+        let version = password_version(user);
+        let mut map = self.password_versions.lock().expect("password versions");
+        let entry = map.entry(user.username.clone()).or_insert(version);
+        *entry = (*entry).max(version);
     }
 
-    /// Every token of `user` is refused from now on.
-    pub fn forget(&self, user: &str) {
-        self.password_versions
-            .lock()
-            .expect("password versions")
-            .remove(user);
+    /// Every token of `user` issued until `now` is refused from now on (a version no token
+    /// carries; a login racing the removal can not undo it).
+    pub fn forget(&self, user: &str, now: DateTime<Utc>) {
+        let mut map = self.password_versions.lock().expect("password versions");
+        let entry = map.entry(user.to_owned()).or_insert(i64::MIN);
+        *entry = (*entry).max(now.timestamp_micros());
     }
 
     /// Whether a verified token still counts for its administrator.
@@ -455,18 +462,15 @@ pub(super) async fn login(
     .into_response())
 }
 
-/// Stores the login time on a fresh copy of the row (a password set meanwhile stays).
+/// Stores the login time alone (a password set meanwhile stays).
 async fn note_login(
     store: &crate::store::Store,
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
-    if let Some(mut user) = tx.get::<AdminUser>(id).await? {
-        user.last_login_at = Some(now);
-        tx.update(&user).await?;
-    }
-    tx.commit().await
+    store
+        .set_column::<AdminUser>(id, "last_login_at", Value::Time(Some(now)))
+        .await
 }
 
 /// An argon2id hash of nothing in particular, for unknown users.

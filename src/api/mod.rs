@@ -80,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .merge(protected)
         .fallback(unknown_path)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -90,6 +91,13 @@ pub fn app(state: AppState) -> Router {
 
 async fn unknown_path(uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::not_found(format!("no such path: {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -108,8 +108,12 @@ pub struct ListQuery {
     pub compares: Vec<(String, Compare, Value)>,
     /// Column to order by, then `id`. Default: `id`.
     pub order_by: Option<String>,
-    /// Newest (largest) first instead of ascending.
+    /// Newest (largest) first instead of ascending. NULLs come first ascending, last
+    /// descending, on both backends.
     pub descending: bool,
+    /// Keyset paging: only rows after this (value of `order_by`, id) in the query's order.
+    /// The value must not be NULL.
+    pub after: Option<(Value, i64)>,
     pub limit: Option<i64>,
     pub offset: i64,
 }
@@ -457,6 +461,11 @@ operations! {
     /// # Errors
     /// Database failure.
     fn set_meta<>(key: &str, value: &str) -> ();
+    /// Sets one column of the row `id`, leaving the others as they are.
+    ///
+    /// # Errors
+    /// An unknown column, [`StoreError::NotFound`], or a refused value.
+    fn set_column<E: Entity>(id: i64, column: &str, value: Value) -> ();
     /// Whether `table` (a table name of the data model, never caller input) has a row `id`.
     ///
     /// # Errors
@@ -586,10 +595,14 @@ mod ops {
         query: &ListQuery,
     ) -> Result<Vec<E>, StoreError> {
         let (where_clause, mut args) = where_clause::<E>(query)?;
-        let direction = if query.descending { " desc" } else { "" };
+        let (direction, nulls) = if query.descending {
+            (" desc", " nulls last")
+        } else {
+            ("", " nulls first")
+        };
         let order = match &query.order_by {
             Some(column) => format!(
-                "\"{}\"{direction}, id{direction}",
+                "\"{}\"{direction}{nulls}, id{direction}",
                 known_column::<E>(column)?
             ),
             None => format!("id{direction}"),
@@ -735,6 +748,25 @@ mod ops {
         Ok(())
     }
 
+    pub(super) async fn set_column<E: Entity>(
+        mut conn: Conn<'_>,
+        id: i64,
+        column: &str,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        let column = known_column::<E>(column)?;
+        let sql = format!("update {} set \"{column}\" = ? where id = ?", E::TABLE);
+        let affected =
+            execute(&mut conn, E::TABLE, &sql, vec![value, Value::Int(Some(id))]).await?;
+        if affected == 0 {
+            return Err(StoreError::NotFound {
+                table: E::TABLE,
+                id,
+            });
+        }
+        Ok(())
+    }
+
     pub(super) async fn exists(
         mut conn: Conn<'_>,
         table: &'static str,
@@ -792,7 +824,7 @@ mod ops {
     }
 
     fn where_clause<E: Entity>(query: &ListQuery) -> Result<(String, Vec<Value>), StoreError> {
-        if query.equals.is_empty() && query.compares.is_empty() {
+        if query.equals.is_empty() && query.compares.is_empty() && query.after.is_none() {
             return Ok((String::new(), Vec::new()));
         }
         let mut parts = Vec::with_capacity(query.equals.len() + query.compares.len());
@@ -810,7 +842,9 @@ mod ops {
             let column = known_column::<E>(column)?;
             match (op, value) {
                 (Compare::Contains, Value::Text(Some(text))) => {
-                    parts.push(format!("\"{column}\" like ? escape '\\'"));
+                    // lower() on both sides: SQLite's like ignores ASCII case, PostgreSQL's
+                    // does not.
+                    parts.push(format!("lower(\"{column}\") like lower(?) escape '!'"));
                     args.push(Value::Text(Some(format!("%{}%", like_literal(text)))));
                 }
                 _ => {
@@ -819,15 +853,30 @@ mod ops {
                 }
             }
         }
+        if let Some((value, id)) = &query.after {
+            let op = if query.descending { "<" } else { ">" };
+            match &query.order_by {
+                Some(column) => {
+                    let column = known_column::<E>(column)?;
+                    parts.push(format!(
+                        "(\"{column}\" {op} ? or (\"{column}\" = ? and id {op} ?))"
+                    ));
+                    args.push(value.clone());
+                    args.push(value.clone());
+                }
+                None => parts.push(format!("id {op} ?")),
+            }
+            args.push(Value::Int(Some(*id)));
+        }
         Ok((format!(" where {}", parts.join(" and ")), args))
     }
 
-    /// `text` with the `like` wildcards (and the escape character) escaped.
+    /// `text` with the `like` wildcards (and the escape character `!`) escaped.
     fn like_literal(text: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for ch in text.chars() {
-            if matches!(ch, '%' | '_' | '\\') {
-                out.push('\\');
+            if matches!(ch, '%' | '_' | '!') {
+                out.push('!');
             }
             out.push(ch);
         }

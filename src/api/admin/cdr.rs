@@ -4,12 +4,12 @@
 //! `GET /api/v1/cdrs` and `GET /api/v1/cdrs.csv` take the same filters, all optional and
 //! combined with AND: `start_date` (calls starting on or after; `YYYY-MM-DD` is that day's
 //! 00:00 UTC, or an RFC 3339 time), `end_date` (calls starting up to; a date includes the
-//! whole day), `caller` (the caller number or name contains it), `callee` (the dialled number
-//! contains it), `destination` (the dialled number is exactly it), `min_duration` (duration
+//! whole day), `caller` (the caller number contains it, ignoring case), `callee` (the dialled
+//! number contains it), `destination` (the dialled number is exactly it), `min_duration` (duration
 //! greater than N s), `max_duration` (less than N s), `uuid` (either leg), `direction`,
 //! `hangup_cause`. Newest first. The list pages like every list (`page`, `per_page`); the CSV
-//! has every matching row (up to [`CSV_ROW_LIMIT`]), read and sent in pages so memory stays
-//! flat however many there are.
+//! has every matching row (up to [`CSV_ROW_LIMIT`]), read and sent in keyset pages so memory
+//! stays flat and each page costs the same however many there are.
 //!
 //! What this module does not do: change or delete CDRs (no route does; the database refuses
 //! it too).
@@ -107,7 +107,10 @@ fn day_or_time(text: &str, name: &str, end_of_day: bool) -> Result<DateTime<Utc>
         } else {
             day
         };
-        return Ok(day.and_time(chrono::NaiveTime::MIN).and_utc());
+        let time = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        if super::storable_time(&time) {
+            return Ok(time);
+        }
     }
     super::parse_time(text).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -157,45 +160,47 @@ async fn export(
         .count::<Cdr>(&query)
         .await
         .map_err(store_error)?;
+    // Keyset paging (after the last row sent, by start time then id): each page costs one
+    // index range however deep the export is, and calls ending meanwhile shift nothing.
     let store = state.store.clone();
     let pages = futures_util::stream::unfold(
         (store, query, 0_i64, true),
-        |(store, query, offset, first)| async move {
-            if offset >= CSV_ROW_LIMIT {
+        |(store, mut query, sent, first)| async move {
+            if sent >= CSV_ROW_LIMIT || (!first && query.after.is_none()) {
                 return None;
             }
             let page = ListQuery {
-                limit: Some(CSV_PAGE.min(CSV_ROW_LIMIT - offset)),
-                offset,
+                limit: Some(CSV_PAGE.min(CSV_ROW_LIMIT - sent)),
+                offset: 0,
                 ..query.clone()
             };
             let rows = match store.list::<Cdr>(&page).await {
                 Ok(rows) => rows,
                 Err(error) => {
                     tracing::error!(%error, "CDR export stopped: the database failed");
-                    return Some((
-                        Err(std::io::Error::other("database failure")),
-                        (store, query, CSV_ROW_LIMIT, false),
-                    ));
+                    query.after = None;
+                    let failed = Err(std::io::Error::other("database failure"));
+                    return Some((failed, (store, query, CSV_ROW_LIMIT, false)));
                 }
             };
-            if rows.is_empty() && !first {
-                return None;
-            }
             let mut chunk = String::new();
             if first {
                 chunk.push_str(&csv_header());
             }
-            let read = rows.len() as i64;
             for row in &rows {
                 chunk.push_str(&csv_row(row));
             }
-            let next = if read < CSV_PAGE {
-                CSV_ROW_LIMIT
-            } else {
-                offset + read
+            let read = rows.len() as i64;
+            query.after = match rows.last() {
+                Some(last) if read == CSV_PAGE => {
+                    Some((Value::Time(Some(last.start_stamp)), last.id))
+                }
+                _ => None,
             };
-            Some((Ok::<_, std::io::Error>(chunk), (store, query, next, false)))
+            Some((
+                Ok::<_, std::io::Error>(chunk),
+                (store, query, sent + read, false),
+            ))
         },
     );
     let mut response = Body::from_stream(pages).into_response();

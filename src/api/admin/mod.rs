@@ -54,6 +54,8 @@ use crate::store::*;
 pub const MAX_TEXT: usize = 4096;
 /// The most rows one page may hold.
 pub const MAX_PER_PAGE: i64 = 1000;
+/// The most parameters a query string may have.
+pub const MAX_QUERY_PAIRS: usize = 32;
 /// Rows per page when the request does not say.
 pub const DEFAULT_PER_PAGE: i64 = 50;
 
@@ -198,6 +200,16 @@ fn digits_or_dial_chars(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A number of the numbering plan: 1 to 32 digits (the database allows nothing else).
+fn plan_number(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() || value.len() > 32 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "field {field} must be 1 to 32 digits"
+        )));
+    }
+    Ok(())
+}
+
 fn not_empty(field: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::bad_request(format!("field {field} is empty")));
@@ -222,7 +234,7 @@ impl Resource for Extension {
     const PATH: &'static str = "extensions";
     const REFERENCES: &'static [(&'static str, &'static str)] = &[("group_id", "extension_group")];
     fn validate(&self) -> Result<(), ApiError> {
-        digits_or_dial_chars("number", &self.number)?;
+        plan_number("number", &self.number)?;
         not_empty("password", self.password.expose())
     }
 }
@@ -307,7 +319,7 @@ impl Resource for RouteDetailRegion {
 impl Resource for Ivr {
     const PATH: &'static str = "ivrs";
     fn validate(&self) -> Result<(), ApiError> {
-        digits_or_dial_chars("number", &self.number)
+        plan_number("number", &self.number)
     }
 }
 
@@ -330,7 +342,7 @@ impl Resource for IvrDetailRegion {
 impl Resource for AgentQueue {
     const PATH: &'static str = "agent_queues";
     fn validate(&self) -> Result<(), ApiError> {
-        digits_or_dial_chars("number", &self.number)
+        plan_number("number", &self.number)
     }
 }
 
@@ -350,7 +362,7 @@ impl Resource for InboundQueue {
         ("moh_ring_id", "ring_tone"),
     ];
     fn validate(&self) -> Result<(), ApiError> {
-        digits_or_dial_chars("number", &self.number)
+        plan_number("number", &self.number)
     }
 }
 
@@ -365,7 +377,7 @@ impl Resource for InboundQueueLink {
 impl Resource for Conference {
     const PATH: &'static str = "conferences";
     fn validate(&self) -> Result<(), ApiError> {
-        digits_or_dial_chars("number", &self.number)
+        plan_number("number", &self.number)
     }
 }
 
@@ -425,9 +437,22 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-            .map(QueryPairs)
-            .map_err(|e| ApiError::bad_request(format!("the query string does not decode: {e}")))
+        let pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .map_err(|e| ApiError::bad_request(format!("the query string does not decode: {e}")))?;
+        if pairs.len() > MAX_QUERY_PAIRS {
+            return Err(ApiError::bad_request(format!(
+                "the query string has more than {MAX_QUERY_PAIRS} parameters"
+            )));
+        }
+        if let Some((name, _)) = pairs
+            .iter()
+            .find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(ApiError::bad_request(format!(
+                "query parameter {name:?} holds a NUL character"
+            )));
+        }
+        Ok(QueryPairs(pairs))
     }
 }
 
@@ -545,11 +570,17 @@ fn filter_value(column: &str, kind: ColumnKind, text: &str) -> Result<Value, Api
     })
 }
 
-/// An RFC 3339 time.
+/// An RFC 3339 time of the years 1 to 9999 (what both databases store and order right).
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(storable_time)
+}
+
+/// Whether both databases store `time` and order it right (years 1 to 9999).
+pub fn storable_time(time: &DateTime<Utc>) -> bool {
+    (1..=9999).contains(&chrono::Datelike::year(time))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,11 +597,26 @@ async fn list<R: Resource>(
             Some(column) => (column, true),
             None => (sort.as_str(), false),
         };
-        if column != "id" && !R::COLUMNS.contains(&column) {
-            return Err(ApiError::bad_request(format!(
-                "sort: {} has no column {column:?}",
-                R::PATH
-            )));
+        let kind = match column {
+            "id" => Some(ColumnKind::Int),
+            _ => R::COLUMNS
+                .iter()
+                .position(|c| *c == column)
+                .map(|i| R::KINDS[i]),
+        };
+        match kind {
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "sort: {} has no column {column:?}",
+                    R::PATH
+                )));
+            }
+            Some(ColumnKind::Secret) => {
+                return Err(ApiError::bad_request(format!(
+                    "sort: {column} is a secret and can not be sorted on"
+                )));
+            }
+            Some(_) => {}
         }
         query.order_by = Some(column.to_owned());
         query.descending = descending;
@@ -589,6 +635,11 @@ async fn list<R: Resource>(
                 }
             },
         };
+        if query.equals.iter().any(|(c, _)| *c == column) {
+            return Err(ApiError::bad_request(format!(
+                "filter {column} is given more than once"
+            )));
+        }
         let value = filter_value(&column, kind, &text)?;
         query.equals.push((column, value));
     }
@@ -749,10 +800,17 @@ fn from_body<R: Resource>(
         }
     }
     for field in R::WRITE_ONLY {
-        let empty = body
-            .get(*field)
-            .is_none_or(|v| v.is_null() || v.as_str() == Some(""));
-        if empty && let Some(value) = old_json.as_ref().and_then(|o| o.get(*field)) {
+        match body.get(*field) {
+            // Absent or empty: kept. `null`: cleared.
+            None => {}
+            Some(Json::String(text)) if text.is_empty() => {}
+            Some(Json::Null) => {
+                body.insert((*field).to_owned(), Json::String(String::new()));
+                continue;
+            }
+            Some(_) => continue,
+        }
+        if let Some(value) = old_json.as_ref().and_then(|o| o.get(*field)) {
             body.insert((*field).to_owned(), value.clone());
         }
     }
@@ -774,6 +832,15 @@ fn from_body<R: Resource>(
         let path = e.path().to_string();
         ApiError::bad_request(format!("field {path}: {}", e.inner()))
     })?;
+    for (column, value) in R::COLUMNS.iter().zip(row.values()) {
+        if let Value::Time(Some(time)) = value
+            && !storable_time(&time)
+        {
+            return Err(ApiError::bad_request(format!(
+                "field {column}: the year must be 1 to 9999"
+            )));
+        }
+    }
     row.validate()?;
     Ok(row)
 }

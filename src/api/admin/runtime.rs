@@ -15,7 +15,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -155,11 +155,8 @@ async fn calls(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(all_calls(&state).await?).into_response())
 }
 
-async fn call(
-    State(state): State<AppState>,
-    Path(uuid): Path<String>,
-) -> Result<Response, ApiError> {
-    let uuid = uuid.trim();
+async fn call(State(state): State<AppState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
+    let uuid = uri.path().rsplit('/').next().unwrap_or_default().trim();
     all_calls(&state)
         .await?
         .into_iter()

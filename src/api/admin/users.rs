@@ -114,6 +114,23 @@ fn audit(actor: &str, action: &str, user: &AdminUser, now: DateTime<Utc>) -> Aud
     }
 }
 
+/// The `{id}` of `/api/v1/admin_users/{id}/password` (400 when it is not a number).
+struct PasswordOf(i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PasswordOf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let id = parts.uri.path().rsplit('/').nth(1).unwrap_or_default();
+        id.parse::<i64>()
+            .map(PasswordOf)
+            .map_err(|_| ApiError::bad_request(format!("the id {id:?} is not a number")))
+    }
+}
+
 async fn user(state: &AppState, id: i64) -> Result<AdminUser, ApiError> {
     state
         .store
@@ -177,24 +194,25 @@ async fn remove(
     if user.username == actor {
         return Err(ApiError::conflict("an administrator can not remove itself"));
     }
-    let count = state
-        .store
+    let now = crate::clock::now_utc();
+    let mut tx = state.store.begin().await.map_err(store_error)?;
+    tx.delete::<AdminUser>(id).await.map_err(store_error)?;
+    // Counted after the delete, in its transaction: two administrators removing each other
+    // at once can not leave none.
+    let left = tx
         .count::<AdminUser>(&ListQuery::default())
         .await
         .map_err(store_error)?;
-    if count <= 1 {
+    if left == 0 {
         return Err(ApiError::conflict(
             "the last administrator can not be removed",
         ));
     }
-    let now = crate::clock::now_utc();
-    let mut tx = state.store.begin().await.map_err(store_error)?;
-    tx.delete::<AdminUser>(id).await.map_err(store_error)?;
     tx.insert(&audit(&actor, "delete", &user, now))
         .await
         .map_err(store_error)?;
     tx.commit().await.map_err(store_error)?;
-    state.auth.forget(&user.username);
+    state.auth.forget(&user.username, now);
     tracing::info!(actor = %actor, user = %user.username, "administrator removed");
     Ok(ok(AdminUserView::from(&user)).into_response())
 }
@@ -226,12 +244,9 @@ async fn set_password(
 async fn reset_password(
     State(state): State<AppState>,
     axum::Extension(Caller(actor)): axum::Extension<Caller>,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    PasswordOf(id): PasswordOf,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("the id {id:?} is not a number")))?;
     let password = text_field(&body, "password")?;
     acceptable_password("password", &password)?;
     let user = user(&state, id).await?;
