@@ -284,15 +284,19 @@ impl Store {
         Ok(())
     }
 
-    /// Begins a transaction.
+    /// Begins a transaction for writing. On SQLite it takes the write lock at once (`begin
+    /// immediate`): a transaction that read first and wrote later would fail at once, past
+    /// the busy timeout, whenever another connection wrote in between.
     ///
     /// # Errors
     /// The database refuses or is unreachable.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.backend {
-            Backend::Sqlite(pool) => {
-                TxInner::Sqlite(pool.begin().await.map_err(StoreError::Database)?)
-            }
+            Backend::Sqlite(pool) => TxInner::Sqlite(
+                pool.begin_with("begin immediate")
+                    .await
+                    .map_err(StoreError::Database)?,
+            ),
             Backend::Postgres(pool) => {
                 TxInner::Postgres(pool.begin().await.map_err(StoreError::Database)?)
             }
@@ -306,7 +310,12 @@ impl Store {
     /// # Errors
     /// The database refuses or is unreachable.
     pub async fn begin_consistent_read(&self) -> Result<Tx, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = match &self.backend {
+            Backend::Sqlite(pool) => Tx {
+                inner: TxInner::Sqlite(pool.begin().await.map_err(StoreError::Database)?),
+            },
+            Backend::Postgres(_) => self.begin().await?,
+        };
         if let TxInner::Postgres(pg) = &mut tx.inner {
             sqlx::query("set transaction isolation level repeatable read, read only")
                 .execute(&mut **pg)

@@ -925,6 +925,14 @@ pub fn store_error(error: StoreError) -> ApiError {
             tracing::error!(%error, "database unreachable");
             api
         }
+        StoreError::Database(error) if error.to_string().contains("database is locked") => {
+            let mut api = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is busy; try again",
+            );
+            api.retry_after = Some(1);
+            api
+        }
         other => ApiError::internal("the database", other),
     }
 }
