@@ -272,7 +272,8 @@ fn rows_are_created_changed_and_deleted_with_the_rules_enforced() {
     );
 }
 
-fn read_gateway_password(database: &Path, id: i64) -> String {
+/// Runs `work` on the server's own database (SQLite allows a second connection).
+fn with_store<T>(database: &Path, work: impl AsyncFnOnce(&rswitch::store::Store) -> T) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -282,12 +283,19 @@ fn read_gateway_password(database: &Path, id: i64) -> String {
         let store = rswitch::store::Store::connect(&url, &Default::default())
             .await
             .unwrap();
+        let result = work(&store).await;
+        store.close().await;
+        result
+    })
+}
+
+fn read_gateway_password(database: &Path, id: i64) -> String {
+    with_store(database, async |store| {
         let gateway = store
             .get::<rswitch::store::Gateway>(id)
             .await
             .unwrap()
             .unwrap();
-        store.close().await;
         gateway.password.expose().to_owned()
     })
 }
@@ -423,10 +431,6 @@ fn cdrs_are_searched_with_the_gui_filters_and_exported_as_csv() {
 
 fn insert_cdrs(database: &Path) {
     use rswitch::store::{CallDirection, Cdr};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let cdr = |uuid: &str, caller: &str, name: &str, destination: &str, day: u32, duration: i64| {
         let start = chrono::NaiveDate::from_ymd_opt(2026, 11, day)
             .unwrap()
@@ -458,11 +462,7 @@ fn insert_cdrs(database: &Path) {
             recording_path: String::new(),
         }
     };
-    runtime.block_on(async {
-        let url = format!("sqlite://{}", database.display());
-        let store = rswitch::store::Store::connect(&url, &Default::default())
-            .await
-            .unwrap();
+    with_store(database, async |store| {
         for row in [
             cdr("a", "1001", "Ann", "80000", 1, 5),
             cdr("b", "1002", "Smith, J", "2001", 2, 30),
@@ -470,7 +470,6 @@ fn insert_cdrs(database: &Path) {
         ] {
             store.insert(&row).await.unwrap();
         }
-        store.close().await;
     });
 }
 

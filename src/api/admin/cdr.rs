@@ -230,14 +230,15 @@ pub fn csv_header() -> String {
 /// One CDR as a CSV line (RFC 4180; cells that a spreadsheet would run as a formula are
 /// prefixed with `'`).
 pub fn csv_row(cdr: &Cdr) -> String {
-    let json = serde_json::to_value(cdr).unwrap_or_default();
     let mut line = csv_cell(&cdr.id.to_string());
-    for column in Cdr::COLUMNS {
+    for value in cdr.values() {
         line.push(',');
-        let cell = match json.get(*column) {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Null) | None => String::new(),
-            Some(other) => other.to_string(),
+        let cell = match value {
+            Value::Int(Some(n)) => n.to_string(),
+            Value::Text(Some(text)) => text,
+            Value::Bool(b) => b.to_string(),
+            Value::Time(Some(t)) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            Value::Int(None) | Value::Text(None) | Value::Time(None) => String::new(),
         };
         line.push_str(&csv_cell(&cell));
     }

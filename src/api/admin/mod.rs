@@ -33,7 +33,6 @@ pub mod runtime;
 pub mod users;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -456,23 +455,17 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     }
 }
 
-/// A JSON object body (400 when it is not one; 413 over the size limit).
+/// A JSON object body (400 when it is not one; 413 over the size limit), read by
+/// [`LegacyBody`](crate::api::body::LegacyBody)'s parser; its keys are taken exactly.
 pub struct JsonObject(pub Map<String, Json>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
+        crate::api::body::LegacyBody::from_request(request, state)
             .await
-            .map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text()))?;
-        match serde_json::from_slice::<Json>(&bytes) {
-            Ok(Json::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
-            Err(error) => Err(ApiError::bad_request(format!(
-                "the body is not valid JSON: {error}"
-            ))),
-        }
+            .map(|body| JsonObject(body.0))
     }
 }
 
@@ -892,14 +885,26 @@ fn audit<R: Resource>(
             }
         }
     }
+    audit_entry(actor, action, R::TABLE, id, detail.to_string(), now)
+}
+
+/// One line of the audit log.
+pub fn audit_entry(
+    actor: &str,
+    action: &str,
+    entity: &str,
+    entity_id: Option<i64>,
+    detail: String,
+    at: DateTime<Utc>,
+) -> AuditEntry {
     AuditEntry {
         id: 0,
-        at: now,
+        at,
         actor: actor.to_owned(),
         action: action.to_owned(),
-        entity: R::TABLE.to_owned(),
-        entity_id: id,
-        detail: detail.to_string(),
+        entity: entity.to_owned(),
+        entity_id,
+        detail,
     }
 }
 

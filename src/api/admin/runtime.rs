@@ -28,7 +28,6 @@ use crate::api::error::{ApiError, ok};
 use crate::pbx::control::{CallView, ControlReply, ControlRequest};
 use crate::pbx::live::ApplyOutcome;
 use crate::pbx::snapshot::Problem;
-use crate::store::AuditEntry;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
@@ -109,15 +108,8 @@ async fn apply(
             format!("{{\"refused\":true,\"kept_version\":{kept_version}}}"),
         ),
     };
-    let entry = AuditEntry {
-        id: 0,
-        at: crate::clock::now_utc(),
-        actor: actor.clone(),
-        action: "apply".to_owned(),
-        entity: "configuration".to_owned(),
-        entity_id: None,
-        detail,
-    };
+    let now = crate::clock::now_utc();
+    let entry = super::audit_entry(&actor, "apply", "configuration", None, detail, now);
     if let Err(error) = state.store.insert(&entry).await {
         tracing::warn!(%error, "Apply could not be written to the audit log");
     }

@@ -103,15 +103,8 @@ async fn hash(password: String) -> Result<Secret, ApiError> {
 }
 
 fn audit(actor: &str, action: &str, user: &AdminUser, now: DateTime<Utc>) -> AuditEntry {
-    AuditEntry {
-        id: 0,
-        at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        entity: "admin_user".to_owned(),
-        entity_id: Some(user.id),
-        detail: serde_json::json!({ "username": user.username }).to_string(),
-    }
+    let detail = serde_json::json!({ "username": user.username }).to_string();
+    super::audit_entry(actor, action, "admin_user", Some(user.id), detail, now)
 }
 
 /// The `{id}` of `/api/v1/admin_users/{id}/password` (400 when it is not a number).
