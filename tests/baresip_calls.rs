@@ -5,11 +5,13 @@
 //! the packets untouched) and once with the callee forced to G.722 (rswitch decodes,
 //! resamples 8 ↔ 16 kHz and encodes in both directions). The CDR names the codecs. A callee
 //! extension with `play_job_number` has its job number announced to the caller first. The
-//! API plays to, records, sends DTMF to and hangs up a call between two phones.
+//! API plays to, records, sends DTMF to and hangs up a call between two phones; it places
+//! calls (originate) and lets a supervisor listen in, whisper and join as a third party.
 #![allow(clippy::disallowed_methods)] // runs real processes, waits on real time
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -185,7 +187,8 @@ impl Phone {
         );
     }
 
-    /// What the phone received in its call, decoded (the sndfile module's `-dec.wav`).
+    /// What the phone received in its call, decoded (the sndfile module's `-dec.wav`), once
+    /// the phone has closed it (its header tells the length only then).
     fn received(&self) -> wav::Audio {
         let path = std::fs::read_dir(&self.dir)
             .unwrap()
@@ -193,7 +196,20 @@ impl Phone {
             .map(|e| e.path())
             .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
             .unwrap_or_else(|| panic!("no recording; the phone's log:\n{}", self.log()));
-        wav::read(&std::fs::read(path).unwrap(), 64 << 20).unwrap()
+        closed_recording(&path)
+    }
+}
+
+/// The WAV at `path` once its writer has closed it (5 s at most).
+fn closed_recording(path: &Path) -> wav::Audio {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let audio = wav::read(&std::fs::read(path).unwrap(), 64 << 20).ok();
+        match audio {
+            Some(audio) if !audio.samples.is_empty() => return audio,
+            _ if Instant::now() > deadline => panic!("{} stays empty", path.display()),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
     }
 }
 
@@ -709,28 +725,14 @@ async fn the_answering_extensions_job_number_is_announced_to_the_caller() {
 /// hears the file instead of 1001's tone, then the tone again), and `hangup`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_dtmf_record_playback_and_break_on_a_real_call() {
-    use common::api::Api;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     let records = path.join("records");
-    {
-        let db = seeded_store(path).await;
-        set_base(&db, "record_path", &records.display().to_string()).await;
-        rswitch::store::seed::reset_admin_password(
-            &db,
-            "admin",
-            &rswitch::secret::Secret::new("api-test-password"),
-        )
-        .await
-        .unwrap();
-        db.close().await;
-    }
-    let (_server, _logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let (_server, _server_log, listeners, api) = api_server(path).await;
     let sip = listeners["sip_udp"].clone();
     let beep = path.join("beep-440.wav");
     tone_wav(&beep, 440.0, 8000, 1);
     let (caller, callee, _db) = pcmu_phones(path, &sip).await;
-    let api = Api::login(&listeners["http"], "admin", "api-test-password");
     caller.command("dial", &format!("sip:1001@{sip}"));
     let deadline = Instant::now() + Duration::from_secs(15);
     while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "talking" {
@@ -855,4 +857,305 @@ async fn api_dtmf_record_playback_and_break_on_a_real_call() {
         before >= 5 && after >= 5,
         "1001's tone before ({before}) and after ({after}) the playback\n{tone:?}"
     );
+}
+
+/// A server whose administrator password is `api-test-password`, recordings under
+/// `records`, and its API logged in.
+async fn api_server(
+    path: &Path,
+) -> (
+    Server,
+    std::sync::Mutex<LogReader>,
+    HashMap<String, String>,
+    common::api::Api,
+) {
+    let db = seeded_store(path).await;
+    set_base(
+        &db,
+        "record_path",
+        &path.join("records").display().to_string(),
+    )
+    .await;
+    rswitch::store::seed::reset_admin_password(
+        &db,
+        "admin",
+        &rswitch::secret::Secret::new("api-test-password"),
+    )
+    .await
+    .unwrap();
+    db.close().await;
+    let (server, logs, listeners) = start_server_with_listeners(rswitch_command(path));
+    let api = common::api::Api::login(&listeners["http"], "admin", "api-test-password");
+    (server, std::sync::Mutex::new(logs), listeners, api)
+}
+
+/// Waits (15 s at most) until extension `number`'s call state is `state`.
+async fn until_call_state(
+    api: &common::api::Api,
+    number: &str,
+    state: &str,
+    logs: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let path = format!("/api/extension_info/{number}");
+    while api.get(&path).json()["data"]["CallState"] != state {
+        assert!(
+            Instant::now() < deadline,
+            "{number} never became {state}:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `originate` between two registered phones: the API answers at once with the reserved
+/// `Job_uuid`; 1000 rings first and is shown 1001 and the caller name, then 1001 rings and
+/// is shown 1000; they talk (each hears the other's tone); the call and its CDR carry the
+/// reserved UUID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_originate_rings_a_then_b_and_they_talk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, server_log, listeners, api) = api_server(path).await;
+    let sip = listeners["sip_udp"].clone();
+    let (caller, callee, db) = pcmu_phones(path, &sip).await;
+    let logs = || {
+        format!(
+            "1000:\n{}\n1001:\n{}\nrswitch:\n{}",
+            caller.log(),
+            callee.log(),
+            server_log.lock().unwrap().drain()
+        )
+    };
+
+    let job = api.get("/api/get_uuid").json()["data"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = serde_json::json!({
+        "Job_uuid": job, "Callername": "Sales desk", "Callernum": "1000", "Calleenum": "1001",
+        "A_gatewayname": "", "B_gatewayname": "", "A_effective_caller_id_num": "1000",
+        "B_effective_caller_id_num": "1001", "A_external": false, "B_external": "false"
+    });
+    let started = api.post("/api/originate", &body.to_string());
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert_eq!(started.json()["data"]["Job_uuid"], job.as_str());
+    until_call_state(&api, "1001", "talking", &logs).await;
+    let call = api.get(&format!("/api/v1/calls/{job}")).json()["data"].clone();
+    assert_eq!(call["uuid"], job.as_str(), "{call}");
+    assert_eq!(call["caller"], "1000");
+    assert_eq!(call["callee"], "1001");
+    assert_eq!(call["state"], "answered");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let hangup = api.get("/api/hangup/1001");
+    assert_eq!(hangup.status, 200, "{}", hangup.body);
+
+    // 1000 was called first, shown 1001; 1001 then, shown 1000.
+    assert!(
+        caller.log().contains("call on line 1 from sip:1001@")
+            && callee.log().contains("call on line 1 from sip:1000@"),
+        "who was shown whom:\n{}",
+        logs()
+    );
+    for (phone, hears, label) in [(&caller, 1400.0, "1000"), (&callee, 600.0, "1001")] {
+        let audio = phone.received();
+        let share = tone_share(&audio.samples, audio.sample_rate, hears);
+        assert!(
+            share > 0.8,
+            "{label} should hear the other's {hears} Hz: {share:.3}\n{}",
+            logs()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cdr = loop {
+        let rows = db.list::<Cdr>(&ListQuery::default()).await.unwrap();
+        if let Some(cdr) = rows.into_iter().next() {
+            break cdr;
+        }
+        assert!(Instant::now() < deadline, "no CDR\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(cdr.uuid, job);
+    assert_eq!(cdr.caller_id_number, "1000");
+    assert_eq!(cdr.destination_number, "1001");
+    assert!(cdr.answer_stamp.is_some() && cdr.billsec >= 3, "{cdr:?}");
+
+    // A used reservation is not used twice; bad requests name their field.
+    let again = api.post("/api/originate", &body.to_string());
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_ne!(again.json()["data"]["Job_uuid"], job.as_str());
+    let _ = api.get("/api/hangup/1000");
+    // Through a gateway: an unknown one is named; a known one is not built yet.
+    let external = r#"{"Callernum":"1000","Calleenum":"018612345678","B_external":true,"B_gatewayname":"carrier"}"#;
+    let unknown_gateway = api.post("/api/originate", external);
+    assert_eq!(unknown_gateway.status, 404, "{}", unknown_gateway.body);
+    assert!(
+        unknown_gateway.body.contains("B_gatewayname"),
+        "{}",
+        unknown_gateway.body
+    );
+    let gateway = api.post(
+        "/api/v1/gateways",
+        r#"{"name":"carrier","url":"sip:carrier.example.net","realm":"carrier.example.net"}"#,
+    );
+    assert_eq!(gateway.status, 201, "{}", gateway.body);
+    assert_eq!(api.post("/api/v1/apply", "").status, 200);
+    let not_built = api.post("/api/originate", external);
+    assert_eq!(not_built.status, 501, "{}", not_built.body);
+    assert!(not_built.body.contains("B_external"), "{}", not_built.body);
+    let unknown = api.post(
+        "/api/originate",
+        r#"{"Callernum":"1000","Calleenum":"999"}"#,
+    );
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(unknown.body.contains("Calleenum"), "{}", unknown.body);
+    let shown = api.post(
+        "/api/originate",
+        r#"{"Callernum":"1000","Calleenum":"1001","A_effective_caller_id_num":"10 01>"}"#,
+    );
+    assert_eq!(shown.status, 400, "{}", shown.body);
+}
+
+/// The share of `frequency` in `audio` between `from` and `to` seconds of it: the median
+/// over its 200 ms windows.
+fn share_between(audio: &wav::Audio, frequency: f64, from: f64, to: f64) -> f64 {
+    let windows = windows_of(audio, frequency);
+    let first = ((from * 5.0).max(0.0) as usize).min(windows.len());
+    let last = ((to * 5.0) as usize).clamp(first, windows.len());
+    let mut shares: Vec<f64> = windows[first..last].iter().map(|(s, _)| *s).collect();
+    assert!(
+        shares.len() >= 5,
+        "{from:.1}–{to:.1} s: only {} windows in a recording of {} windows",
+        shares.len(),
+        windows.len()
+    );
+    shares.sort_by(f64::total_cmp);
+    shares[shares.len() / 2]
+}
+
+/// 1000 (600 Hz) talks with 1001 (1400 Hz); supervisor 1002 (2200 Hz) eavesdrops on 1000
+/// (hears both, nobody hears it), then whispers to 1000 (only 1000 hears it), then joins
+/// as a third party (both hear it). When 1000 hangs up, the supervisor's leg ends too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_eavesdrop_whisper_and_threeway_mix_the_right_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, server_log, listeners, api) = api_server(path).await;
+    let sip = listeners["sip_udp"].clone();
+    let (a, b, db) = pcmu_phones(path, &sip).await;
+    tone_wav(&path.join("supervisor.wav"), 2200.0, 8000, 60);
+    let supervisor = Phone::start(
+        path,
+        &sip,
+        "1002",
+        &path.join("supervisor.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    wait_registered(&db, &[("1002", &supervisor)]).await;
+    let logs = || {
+        format!(
+            "1000:\n{}\n1001:\n{}\n1002:\n{}\nrswitch:\n{}",
+            a.log(),
+            b.log(),
+            supervisor.log(),
+            server_log.lock().unwrap().drain()
+        )
+    };
+    let none = api.post(
+        "/api/eavesdrop",
+        r#"{"EvdedPhone":"1000","EvdPhone":"1002"}"#,
+    );
+    assert_eq!(none.status, 404, "1000 is in no call: {}", none.body);
+
+    a.command("dial", &format!("sip:1001@{sip}"));
+    until_call_state(&api, "1001", "talking", &logs).await;
+    let talking_since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let gateway = api.post(
+        "/api/whisper",
+        r#"{"EvdedPhone":"1000","EvdPhone":"1002","EvdGateway":"carrier"}"#,
+    );
+    assert_eq!(gateway.status, 404, "no such gateway: {}", gateway.body);
+    let party = api.post(
+        "/api/threeway",
+        r#"{"EvdedPhone":"1000","EvdPhone":"1001"}"#,
+    );
+    assert_eq!(party.status, 409, "{}", party.body);
+
+    // Each mode for about four seconds: (start, end) since the call was answered.
+    let mut phases = Vec::new();
+    for endpoint in ["eavesdrop", "whisper", "threeway"] {
+        let join = api.post(
+            &format!("/api/{endpoint}"),
+            r#"{"EvdedPhone":"1000","EvdPhone":"1002","EvdGateway":""}"#,
+        );
+        assert_eq!(join.status, 200, "{endpoint}: {}", join.body);
+        until_call_state(&api, "1002", "talking", &logs).await;
+        let start = talking_since.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let end = talking_since.elapsed().as_secs_f64();
+        phases.push((endpoint, start, end));
+        if endpoint == "threeway" {
+            // The call ends: the supervisor's leg ends with it.
+            assert_eq!(api.get("/api/hangup/1000").status, 200);
+        } else {
+            let hangup = api.get("/api/hangup/1002");
+            assert_eq!(hangup.status, 200, "{}", hangup.body);
+            assert_eq!(
+                api.get("/api/extension_info/1001").json()["data"]["CallState"],
+                "talking",
+                "the call goes on without the supervisor"
+            );
+        }
+        until_call_state(&api, "1002", "ready", &logs).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // The supervisor's three calls, in order: each carried both parties' tones.
+    let mut recordings: Vec<PathBuf> = std::fs::read_dir(&supervisor.dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .collect();
+    recordings.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    assert_eq!(recordings.len(), 3, "three calls to 1002\n{}", logs());
+    for (recording, (endpoint, _, _)) in recordings.iter().zip(&phases) {
+        let audio = closed_recording(recording);
+        let length = audio.samples.len() as f64 / f64::from(audio.sample_rate);
+        for frequency in [600.0, 1400.0] {
+            let share = share_between(&audio, frequency, 0.5, length - 0.5);
+            assert!(
+                share > 0.25,
+                "{endpoint}: the supervisor hears {frequency} Hz: {share:.3}\n{}",
+                logs()
+            );
+        }
+    }
+    // What the parties heard in each phase (a margin at both ends for set-up).
+    let (heard_by_a, heard_by_b) = (a.received(), b.received());
+    for (endpoint, start, end) in &phases {
+        let (from, to) = (start + 0.8, end - 0.5);
+        let a_hears = share_between(&heard_by_a, 2200.0, from, to);
+        let b_hears = share_between(&heard_by_b, 2200.0, from, to);
+        let (a_should, b_should) = match *endpoint {
+            "eavesdrop" => (false, false),
+            "whisper" => (true, false),
+            _ => (true, true),
+        };
+        for (label, share, should) in [("1000", a_hears, a_should), ("1001", b_hears, b_should)] {
+            assert!(
+                if should { share > 0.2 } else { share < 0.02 },
+                "{endpoint}: {label} hears the supervisor: {share:.3} (should: {should})\n{}",
+                logs()
+            );
+        }
+        let a_other = share_between(&heard_by_a, 1400.0, from, to);
+        let b_other = share_between(&heard_by_b, 600.0, from, to);
+        assert!(
+            a_other > 0.2 && b_other > 0.2,
+            "{endpoint}: the parties still hear each other: {a_other:.3} {b_other:.3}"
+        );
+    }
 }

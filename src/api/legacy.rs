@@ -14,8 +14,13 @@
 //! base settings `ring_path` and `record_path`; `record` `Limit` is a minimum length in
 //! seconds, `Flag` `start` (the default) or `stop`.
 //!
-//! What this module does not do yet: originate, bridge, bridge_phone, park, intercept,
-//! eavesdrop, whisper and threeway answer 501 naming themselves; the conference API (§4.4).
+//! `originate` answers at once (`{"Job_uuid","uuid"}`) and rings A, then B once A answers;
+//! `eavesdrop`, `whisper` and `threeway` ring `EvdPhone`, which joins `EvdedPhone`'s answered
+//! call once it answers (docs/api.md has the roles).
+//!
+//! What this module does not do yet: bridge, bridge_phone, park and intercept answer 501
+//! naming themselves, as do parties behind gateways (`A_external`, `B_external`,
+//! `EvdGateway`); the conference API (§4.4).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +36,7 @@ use super::AppState;
 use super::body::LegacyBody;
 use super::error::{ApiError, ok};
 use crate::pbx::agents::{AgentChange, CallState, SeatState, SeatStatus};
-use crate::pbx::control::{ControlReply, ControlRequest};
+use crate::pbx::control::{ControlReply, ControlRequest, JoinMode};
 
 /// The routes of this module (behind the token check).
 pub fn router() -> Router<AppState> {
@@ -378,8 +383,73 @@ async fn intercept(UrlPath(_phone): UrlPath<String>) -> ApiError {
     ApiError::not_implemented("intercept")
 }
 
-async fn originate(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("originate")
+/// 404 (naming `field`) unless `name` is a gateway of the running configuration.
+fn known_gateway(state: &AppState, field: &str, name: &str) -> Result<(), ApiError> {
+    if state
+        .live
+        .current()
+        .gateways
+        .values()
+        .any(|g| g.name == name)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "field {field}: gateway {name:?} does not exist"
+        )))
+    }
+}
+
+/// Rings `Callernum`, then `Calleenum` once it answers, and bridges them. Answers at once
+/// with the call's UUID (`Job_uuid` when it was reserved by `get_uuid`, else a new one).
+async fn originate(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let a_number = body.required_text("Callernum")?;
+    let b_number = body.required_text("Calleenum")?;
+    for (flag, gateway) in [
+        ("A_external", "A_gatewayname"),
+        ("B_external", "B_gatewayname"),
+    ] {
+        if body.boolean(flag, false)? {
+            known_gateway(&state, gateway, &body.text(gateway)?.unwrap_or_default())?;
+            return Err(ApiError::not_implemented(&format!(
+                "originate to an external number ({flag}, through {gateway})"
+            )));
+        }
+    }
+    let display = body.text("Callername")?.unwrap_or_default();
+    if display.chars().count() > 64 {
+        return Err(ApiError::bad_request(
+            "field Callername: at most 64 characters",
+        ));
+    }
+    let a_shows = body
+        .text("B_effective_caller_id_num")?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| b_number.clone());
+    let b_shows = body
+        .text("A_effective_caller_id_num")?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| a_number.clone());
+    let job = body.text("Job_uuid")?.unwrap_or_default();
+    let uuid = if !job.is_empty() && state.uuids.take(&job) {
+        job
+    } else {
+        crate::pbx::calls::new_uuid()
+    };
+    let request = ControlRequest::Originate {
+        uuid,
+        display,
+        a_number,
+        b_number,
+        a_shows,
+        b_shows,
+    };
+    match state.control.request(request).await? {
+        ControlReply::Uuid(uuid) => {
+            Ok(ok(json!({ "Job_uuid": uuid, "uuid": uuid })).into_response())
+        }
+        _ => Err(ApiError::internal("originate", "unexpected reply")),
+    }
 }
 
 async fn bridge(_body: LegacyBody) -> ApiError {
@@ -390,16 +460,43 @@ async fn bridge_phone(_body: LegacyBody) -> ApiError {
     ApiError::not_implemented("bridge_phone")
 }
 
-async fn eavesdrop(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("eavesdrop")
+/// Rings `EvdPhone`; once it answers, it joins the answered call of `EvdedPhone` as
+/// `mode` says. Answers at once with the UUID of `EvdPhone`'s leg.
+async fn join(
+    state: &AppState,
+    body: &LegacyBody,
+    what: &str,
+    mode: JoinMode,
+) -> Result<Response, ApiError> {
+    let monitored = body.required_text("EvdedPhone")?;
+    let joiner = body.required_text("EvdPhone")?;
+    if let Some(gateway) = body.text("EvdGateway")?.filter(|g| !g.is_empty()) {
+        known_gateway(state, "EvdGateway", &gateway)?;
+        return Err(ApiError::not_implemented(&format!(
+            "{what} from an external number (EvdGateway)"
+        )));
+    }
+    command(
+        state,
+        ControlRequest::Join {
+            monitored,
+            joiner,
+            mode,
+        },
+    )
+    .await
 }
 
-async fn threeway(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("threeway")
+async fn eavesdrop(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    join(&state, &body, "eavesdrop", JoinMode::Listen).await
 }
 
-async fn whisper(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("whisper")
+async fn threeway(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    join(&state, &body, "threeway", JoinMode::Talk).await
+}
+
+async fn whisper(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    join(&state, &body, "whisper", JoinMode::Whisper).await
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@ pub enum FeedSpec {
     Silence,
     /// Another endpoint of the same call (a bridge).
     Endpoint(EndpointId),
+    /// The sum of what these endpoints receive (on the same thread as this one): a
+    /// three-way call, eavesdropping, whisper.
+    Mix(Vec<EndpointId>),
     /// A tone, generated at the rate the leg's encoder runs at.
     Tone(super::tones::ToneSpec),
     /// Mono audio at `rate`, converted once to the leg's rate; `PlaybackDone` at its end
@@ -293,6 +296,15 @@ impl MediaEngine {
     /// # Errors
     /// When every port of the range is in use or taken by other programs.
     pub fn open(&self, call: u64) -> io::Result<Endpoint> {
+        self.open_beside(call, call)
+    }
+
+    /// Like [`MediaEngine::open`], for call `call`, but on the thread of call `beside`: the
+    /// endpoint can then be mixed with that call's endpoints (a supervisor listening in).
+    ///
+    /// # Errors
+    /// As [`MediaEngine::open`].
+    pub fn open_beside(&self, call: u64, beside: u64) -> io::Result<Endpoint> {
         let mut pool = self.ports.lock().expect("port pool");
         for _ in 0..pool.capacity().max(1) {
             let Some(port) = pool.allocate() else { break };
@@ -308,7 +320,7 @@ impl MediaEngine {
             rtp.set_nonblocking(true)?;
             rtcp.set_nonblocking(true)?;
             let id = EndpointId(self.next_id.fetch_add(1, Ordering::Relaxed));
-            let worker = (call % self.workers.len() as u64) as usize;
+            let worker = (beside % self.workers.len() as u64) as usize;
             self.endpoints
                 .lock()
                 .expect("endpoint table")
@@ -357,9 +369,12 @@ impl MediaEngine {
         let worker = self
             .worker_of(id)
             .ok_or_else(|| format!("no media endpoint {}", id.0))?;
-        if let FeedSpec::Endpoint(source) = &feed
-            && self.worker_of(*source) != Some(worker)
-        {
+        let sources = match &feed {
+            FeedSpec::Endpoint(source) => std::slice::from_ref(source),
+            FeedSpec::Mix(sources) => sources.as_slice(),
+            _ => &[],
+        };
+        if let Some(source) = sources.iter().find(|s| self.worker_of(**s) != Some(worker)) {
             return Err(format!(
                 "media endpoints {} and {} belong to different calls",
                 id.0, source.0
@@ -725,6 +740,11 @@ impl Thread {
                                     ))
                                 })
                                 .map_err(|error| error.to_string()),
+                            FeedSpec::Mix(sources) => {
+                                let legs: Vec<_> =
+                                    sources.iter().filter_map(|s| self.leg_of(*s)).collect();
+                                Ok(Feed::Mix(super::shard::Mix::new(&legs)))
+                            }
                             FeedSpec::Endpoint(source) => match self.leg_of(source) {
                                 Some(source) => Ok(Feed::Leg(source)),
                                 None => Err(format!(

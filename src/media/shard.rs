@@ -129,6 +129,85 @@ pub enum Feed {
     Tone(TonePlayer),
     /// A prompt or music on hold.
     Play(Player),
+    /// The sum of what several legs receive (a three-way call, a supervisor listening in).
+    Mix(Mix),
+}
+
+/// The legs a [`Feed::Mix`] adds up, each converted to the receiving leg's rate.
+pub struct Mix {
+    sources: Vec<MixSource>,
+    /// The sum of one tick, before clipping.
+    sum: Vec<i32>,
+    converted: Vec<i16>,
+}
+
+struct MixSource {
+    leg: LegId,
+    /// Converts from the source's decoded rate when it differs from the receiver's.
+    resampler: Option<(u32, Resampler)>,
+}
+
+impl Mix {
+    /// Mixes what `legs` receive (a leg listed twice counts once).
+    pub fn new(legs: &[LegId]) -> Mix {
+        let mut sources: Vec<MixSource> = Vec::with_capacity(legs.len());
+        for &leg in legs {
+            if !sources.iter().any(|s| s.leg == leg) {
+                sources.push(MixSource {
+                    leg,
+                    resampler: None,
+                });
+            }
+        }
+        Mix {
+            sources,
+            sum: Vec::with_capacity(960),
+            converted: Vec::with_capacity(960),
+        }
+    }
+
+    fn legs(&self) -> impl Iterator<Item = LegId> + '_ {
+        self.sources.iter().map(|s| s.leg)
+    }
+
+    /// Appends one frame (`frame` samples at `rate`) of the sources' decoded audio, added
+    /// and clipped; silence where no source has audio this tick.
+    fn fill(&mut self, legs: &[Option<Leg>], frame: usize, rate: u32, out: &mut Vec<i16>) {
+        self.sum.clear();
+        self.sum.resize(frame, 0);
+        for source in &mut self.sources {
+            let Some(path) = leg_in(legs, source.leg).and_then(|l| l.decode.as_ref()) else {
+                continue;
+            };
+            if path.pcm.is_empty() {
+                continue;
+            }
+            let source_rate = path.decoder.info().sample_rate;
+            let samples: &[i16] = if source_rate == rate {
+                &path.pcm
+            } else {
+                let resampler = match &mut source.resampler {
+                    Some((from, resampler)) if *from == source_rate => resampler,
+                    slot => {
+                        &mut slot
+                            .insert((source_rate, Resampler::new(source_rate, rate)))
+                            .1
+                    }
+                };
+                self.converted.clear();
+                resampler.process(&path.pcm, &mut self.converted);
+                &self.converted
+            };
+            for (total, &sample) in self.sum.iter_mut().zip(samples) {
+                *total += i32::from(sample);
+            }
+        }
+        out.extend(
+            self.sum
+                .iter()
+                .map(|&s| s.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16),
+        );
+    }
 }
 
 /// Audio played to a leg, already at the leg's rate.
@@ -380,6 +459,8 @@ struct Leg {
     listener: Option<LegId>,
     /// Every leg whose feed is this one (usually none or one).
     fed: Vec<LegId>,
+    /// Every leg whose feed is a mix with this one in it.
+    mixed_into: Vec<LegId>,
     decode: Option<DecodePath>,
     encode: Option<EncodePath>,
     detector: Option<DtmfDetector>,
@@ -472,6 +553,7 @@ impl Shard {
             feed: Feed::Silence,
             listener: None,
             fed: Vec::new(),
+            mixed_into: Vec::new(),
             decode: None,
             encode: None,
             detector: config.detect_inband_dtmf.then(DtmfDetector::new),
@@ -520,9 +602,9 @@ impl Shard {
         let counters = leg.counters;
         self.retired.add(&counters);
         self.unlink_feed(id);
-        let fed = self.legs[id.0 as usize]
+        let (fed, mixed_into) = self.legs[id.0 as usize]
             .take()
-            .map(|leg| leg.fed)
+            .map(|leg| (leg.fed, leg.mixed_into))
             .unwrap_or_default();
         self.free.push(id.0);
         for target in fed {
@@ -532,16 +614,33 @@ impl Shard {
                 leg.feed = Feed::Silence;
             }
         }
+        for target in mixed_into {
+            if let Some(leg) = self.leg_mut(target)
+                && let Feed::Mix(mix) = &mut leg.feed
+            {
+                mix.sources.retain(|s| s.leg != id);
+            }
+        }
     }
 
-    /// `target`'s feed no longer reads its source leg (if it did).
+    /// `target`'s feed no longer reads its source leg or legs (if it did).
     fn unlink_feed(&mut self, target: LegId) {
-        let Some(&Feed::Leg(source)) = self.leg(target).map(|l| &l.feed) else {
-            return;
+        let sources: Vec<LegId> = match self.leg(target).map(|l| &l.feed) {
+            Some(Feed::Leg(source)) => {
+                let source = *source;
+                if let Some(leg) = self.leg_mut(source) {
+                    leg.fed.retain(|&t| t != target);
+                    leg.listener = leg.fed.last().copied();
+                }
+                return;
+            }
+            Some(Feed::Mix(mix)) => mix.legs().collect(),
+            _ => return,
         };
-        if let Some(leg) = self.leg_mut(source) {
-            leg.fed.retain(|&t| t != target);
-            leg.listener = leg.fed.last().copied();
+        for source in sources {
+            if let Some(leg) = self.leg_mut(source) {
+                leg.mixed_into.retain(|&t| t != target);
+            }
         }
     }
 
@@ -651,16 +750,42 @@ impl Shard {
         if matches!(feed, Feed::Tone(_) | Feed::Play(_)) {
             self.ensure_encoder(id, 8000)?;
         }
+        let mut feed = feed;
+        if let Feed::Mix(mix) = &mut feed {
+            // A source that is this leg itself or not here is left out; every other one is
+            // decoded.
+            mix.sources.retain(|s| {
+                s.leg != id && self.legs.get(s.leg.0 as usize).is_some_and(Option::is_some)
+            });
+            let rate = self.encoder_rate_hint(id);
+            let mut first_rate = None;
+            for source in mix.legs().collect::<Vec<_>>() {
+                let decoded = self.ensure_decoder(source, rate)?;
+                first_rate.get_or_insert(decoded);
+            }
+            self.ensure_encoder(id, first_rate.unwrap_or(rate))?;
+        }
         self.unlink_feed(id);
         let source = match feed {
             Feed::Leg(source) => Some(source),
             _ => None,
+        };
+        let mixed: Vec<LegId> = match &feed {
+            Feed::Mix(mix) => mix.legs().collect(),
+            _ => Vec::new(),
         };
         let leg = self.leg_mut(id).expect("checked above");
         leg.feed = feed;
         leg.rewriter.source_changed();
         if let Some(source) = source {
             self.link_feed(id, source);
+        }
+        for source in mixed {
+            if let Some(leg) = self.leg_mut(source)
+                && !leg.mixed_into.contains(&id)
+            {
+                leg.mixed_into.push(id);
+            }
         }
         Ok(())
     }
@@ -1254,8 +1379,24 @@ impl Shard {
                         self.scratch.extend_from_slice(&path.pcm);
                         source_rate = path.decoder.info().sample_rate;
                     }
-                    Feed::Tone(_) | Feed::Play(_) => source_rate = rate,
+                    Feed::Tone(_) | Feed::Play(_) | Feed::Mix(_) => source_rate = rate,
                 }
+            }
+        }
+        let leg = self.legs[id.0 as usize].as_mut().expect("checked above");
+        if leg.inband.is_none() && matches!(leg.feed, Feed::Mix(_)) {
+            // The mix reads the other legs: taken out of this one while it does.
+            let mut feed = std::mem::replace(&mut leg.feed, Feed::Silence);
+            if let Feed::Mix(mix) = &mut feed {
+                mix.fill(
+                    &self.legs,
+                    source_rate as usize / 50,
+                    source_rate,
+                    &mut self.scratch,
+                );
+            }
+            if let Some(leg) = self.legs[id.0 as usize].as_mut() {
+                leg.feed = feed;
             }
         }
         let leg = self.legs[id.0 as usize].as_mut().expect("checked above");

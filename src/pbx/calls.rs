@@ -59,6 +59,7 @@ use crate::sip::transaction::TsxId;
 use crate::store::{Action, CallDirection, Cdr};
 
 mod control;
+mod originate;
 
 /// The methods a call leg accepts (the Allow of our INVITEs and answers).
 pub(crate) const ALLOWED_IN_CALLS: &str =
@@ -103,6 +104,8 @@ impl Side {
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
+    /// The platform rings the first party of a call it places (API originate, eavesdrop).
+    Calling,
     /// Running details.
     Routing,
     /// A bridge is ringing.
@@ -189,6 +192,14 @@ pub(crate) struct Call {
     b_session: LegSession,
     /// Our offer in a refreshing re-INVITE, waiting for the answer in its 2xx.
     refresh_offer: Option<(Side, SessionDescription)>,
+    /// Set when the platform placed the call (API originate, eavesdrop, whisper,
+    /// three-way): it rang the caller side itself; nothing answers a caller's INVITE.
+    origin: Option<Box<originate::Origin>>,
+    /// The number the callee is shown, when not the caller's own (originate's
+    /// `A_effective_caller_id_num`).
+    presented: Option<String>,
+    /// Calls whose party listens to or talks in this one (eavesdrop, whisper, three-way).
+    joined: Vec<originate::Joined>,
 }
 
 /// The session timer of one leg and how to refresh it.
@@ -207,6 +218,76 @@ fn allows_update(headers: &crate::sip::message::Headers) -> bool {
 }
 
 impl Call {
+    /// A call of `caller` to `destination`, in its first stage (routing), nothing sent or
+    /// agreed yet. `first` is the INVITE that began it, its transaction and where it came
+    /// from (or went, for a call the platform places).
+    fn new(
+        uuid: String,
+        caller: String,
+        destination: String,
+        first: (Request, TsxId, Peer),
+        a_offer: SessionDescription,
+        execution: Execution,
+        start: DateTime<Utc>,
+    ) -> Call {
+        let (invite, invite_tsx, source) = first;
+        Call {
+            uuid,
+            bleg_uuid: String::new(),
+            caller,
+            destination,
+            invite,
+            invite_tsx,
+            source,
+            a_dialog: None,
+            a_offer,
+            a_endpoint: None,
+            a_origin: OriginState::new(rand::random::<u32>().into()),
+            a_agreed: None,
+            a_answered_sdp: false,
+            a_answered_reliably: false,
+            a_ringing_sent: false,
+            a_reliable: false,
+            a_late_offer: false,
+            a_pending_final: None,
+            pending_offer: None,
+            answered: false,
+            execution,
+            stage: Stage::Routing,
+            forks: Vec::new(),
+            b_dialog: None,
+            b_endpoint: None,
+            b_offer: None,
+            b_agreed: None,
+            b_origin: OriginState::new(rand::random::<u32>().into()),
+            held_by: None,
+            held_by_us: None,
+            api_playback: None,
+            b_destination: None,
+            transfer: None,
+            detached: Vec::new(),
+            waiting_playback: None,
+            recording: None,
+            recording_path: String::new(),
+            b_number: String::new(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            deadline: None,
+            start,
+            answer_stamp: None,
+            cause: None,
+            sip_code: None,
+            a_published: 0,
+            b_published: 0,
+            a_timer_answer: None,
+            a_session: LegSession::default(),
+            b_session: LegSession::default(),
+            refresh_offer: None,
+            origin: None,
+            presented: None,
+            joined: Vec::new(),
+        }
+    }
+
     /// Which side `dialog` is (the caller's dialog, else a callee's).
     fn side_of(&self, dialog: DialogId) -> Side {
         if self.a_dialog == Some(dialog) {
@@ -226,9 +307,11 @@ impl Call {
     /// The fork (of the bridge or of a transfer) whose dialog is `dialog`.
     fn fork_by_dialog(&self, dialog: DialogId) -> Option<&Fork> {
         let transfer_forks = self.transfer.iter().flat_map(|t| t.forks.iter());
+        let origin_forks = self.origin.iter().flat_map(|o| o.forks().iter());
         self.forks
             .iter()
             .chain(transfer_forks)
+            .chain(origin_forks)
             .find(|f| f.dialog == Some(dialog))
     }
 
@@ -468,61 +551,19 @@ impl Service {
         };
         let a_reliable = has_option_tag(&request.headers, "Supported", "100rel")
             || has_option_tag(&request.headers, "Require", "100rel");
-        let call = Call {
-            uuid: new_uuid(),
-            bleg_uuid: String::new(),
-            caller: caller.clone(),
-            destination: destination.clone(),
-            invite: request,
-            invite_tsx: tsx,
-            source,
-            a_dialog: None,
+        let mut call = Call::new(
+            new_uuid(),
+            caller.clone(),
+            destination.clone(),
+            (request, tsx, source),
             a_offer,
-            a_endpoint: None,
-            a_origin: OriginState::new(rand::random::<u32>().into()),
-            a_agreed: None,
-            a_answered_sdp: false,
-            a_answered_reliably: false,
-            a_ringing_sent: false,
-            a_reliable,
-            a_late_offer,
-            a_pending_final: None,
-            pending_offer: None,
-            answered: false,
             execution,
-            stage: Stage::Routing,
-            forks: Vec::new(),
-            b_dialog: None,
-            b_endpoint: None,
-            b_offer: None,
-            b_agreed: None,
-            b_origin: OriginState::new(rand::random::<u32>().into()),
-            held_by: None,
-            held_by_us: None,
-            api_playback: None,
-            b_destination: None,
-            transfer: None,
-            detached: Vec::new(),
-            waiting_playback: None,
-            recording: None,
-            recording_path: String::new(),
-            b_number: String::new(),
-            call_timeout: DEFAULT_CALL_TIMEOUT,
-            deadline: None,
             start,
-            answer_stamp: None,
-            cause: None,
-            sip_code: None,
-            a_published: 0,
-            b_published: 0,
-            a_timer_answer: Some(timer_answer),
-            a_session: LegSession {
-                timer: None,
-                allows_update: a_allows_update,
-            },
-            b_session: LegSession::default(),
-            refresh_offer: None,
-        };
+        );
+        call.a_reliable = a_reliable;
+        call.a_late_offer = a_late_offer;
+        call.a_timer_answer = Some(timer_answer);
+        call.a_session.allows_update = a_allows_update;
         tracing::info!(uuid = %call.uuid, %caller, %destination, "call in");
         self.calls.calls.insert(key, call);
         self.calls.by_invite.insert(tsx, key);
@@ -711,8 +752,11 @@ impl Service {
         let at = now + call.call_timeout;
         call.deadline = Some(at);
         self.calls.deadlines.push(Reverse((at, key)));
-        let caller = call.caller.clone();
-        let forks = self.send_forks(&caller, number, bindings, &b_offer, now);
+        let caller = call
+            .presented
+            .clone()
+            .unwrap_or_else(|| call.caller.clone());
+        let forks = self.send_forks(&caller, None, number, bindings, &b_offer, now);
         if forks.is_empty() {
             return fail(self, HangupCause::NormalTemporaryFailure);
         }
@@ -730,10 +774,12 @@ impl Service {
     }
 
     /// Sends an INVITE with `offer` to every binding of extension `number`, from `caller`
-    /// (one Call-ID, one fork per binding); the forks that could be sent.
+    /// (with the display name `display`, when given; one Call-ID, one fork per binding); the
+    /// forks that could be sent.
     fn send_forks(
         &mut self,
         caller: &str,
+        display: Option<&str>,
         number: &str,
         bindings: Vec<crate::pbx::registrar::Binding>,
         offer: &SessionDescription,
@@ -763,9 +809,14 @@ impl Service {
                 ),
             ));
             headers.push(Header::new("Max-Forwards", "70"));
+            let name = display.map(quoted_display_name).unwrap_or_default();
             headers.push(Header::new(
                 "From",
-                format!("<sip:{caller}@{}>;tag={}", local_sip.ip(), tag.as_str()),
+                format!(
+                    "{name}<sip:{caller}@{}>;tag={}",
+                    local_sip.ip(),
+                    tag.as_str()
+                ),
             ));
             headers.push(Header::new(
                 "To",
@@ -914,6 +965,10 @@ impl Service {
         let Some(key) = self.calls.owns_fork(tsx) else {
             return;
         };
+        if self.is_origin_fork(key, tsx) {
+            self.handle_origin_response(key, tsx, dialog, response, now);
+            return;
+        }
         let status = response.status;
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
@@ -1008,7 +1063,14 @@ impl Service {
                 for other in others {
                     self.cancel_fork(key, other, now);
                 }
-                if self.calls.calls.get(&key).is_some_and(|c| c.a_answered_sdp) {
+                if self
+                    .calls
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.origin.is_some())
+                {
+                    // The platform placed the call: its first party answered us already.
+                } else if self.calls.calls.get(&key).is_some_and(|c| c.a_answered_sdp) {
                     // Early media already answered the caller: now the final 200.
                     let call = self.calls.calls.get_mut(&key).expect("looked up above");
                     let mut ok = Response::for_request(&call.invite, 200, "OK");
@@ -1290,6 +1352,15 @@ impl Service {
                         call.cause = Some(HangupCause::NormalClearing);
                     }
                 }
+                // Forks still ringing (a bridge after the platform answered) are cancelled.
+                let ringing: Vec<usize> = self.calls.calls.get(&key).map_or(Vec::new(), |c| {
+                    (0..c.forks.len())
+                        .filter(|&i| c.forks[i].status.is_none())
+                        .collect()
+                });
+                for index in ringing {
+                    self.cancel_fork(key, index, now);
+                }
                 // The other side is told at once; this BYE is answered once the CDR is on
                 // disk.
                 if from_caller {
@@ -1524,6 +1595,8 @@ impl Service {
                 tracing::warn!(%uuid, %error, "media change refused");
             }
         }
+        // A leg's new media (its codec rebuilt) is mixed afresh where a party joined.
+        self.refeed_around(key);
     }
 
     /// INFO in a call: a DTMF digit (`application/dtmf-relay` or `application/dtmf`) is
@@ -1655,9 +1728,11 @@ impl Service {
             .and_then(|key| self.calls.calls.get(&key))
             .and_then(|call| {
                 let transfer_forks = call.transfer.iter().flat_map(|t| t.forks.iter());
+                let origin_forks = call.origin.iter().flat_map(|o| o.forks().iter());
                 call.forks
                     .iter()
                     .chain(transfer_forks)
+                    .chain(origin_forks)
                     .find(|f| f.tsx == tsx)
             })
             .map(|fork| fork.destination);
@@ -1700,6 +1775,11 @@ impl Service {
         };
         if call.answered {
             self.hang_up(key, cause, now);
+            return;
+        }
+        if call.origin.is_some() {
+            // No caller's INVITE to answer: the first party is still being rung.
+            self.give_up_calling(key, cause, now);
             return;
         }
         let status = if cause == HangupCause::NormalClearing {
@@ -1753,6 +1833,11 @@ impl Service {
             }
             call.deadline = None;
             match call.stage {
+                Stage::Calling => {
+                    tracing::info!(uuid = %call.uuid, "the first party did not answer in time");
+                    call.sip_code = Some(480);
+                    self.give_up_calling(key, HangupCause::NoAnswer, now);
+                }
                 Stage::Ringing => {
                     tracing::info!(uuid = %call.uuid, "no answer within call_timeout");
                     let ringing: Vec<usize> = (0..call.forks.len())
@@ -1819,7 +1904,8 @@ impl Service {
             self.calls.orphan_order.pop_front();
             self.calls.orphan_forks.remove(&tsx);
         }
-        for fork in &call.forks {
+        let origin_forks = call.origin.iter().flat_map(|o| o.forks().iter());
+        for fork in call.forks.iter().chain(origin_forks) {
             if fork.status.is_none() || fork.awaiting_final {
                 self.calls.orphan_forks.insert(fork.tsx, fork.destination);
                 self.calls.orphan_order.push_back((now, fork.tsx));
@@ -1846,6 +1932,7 @@ impl Service {
             }
             self.media.close(transfer.endpoint.id);
         }
+        self.end_joins(key, call.origin.as_deref(), &call.joined, now);
         for endpoint in [call.a_endpoint, call.b_endpoint].into_iter().flatten() {
             self.media.close(endpoint.id);
         }
@@ -2087,7 +2174,12 @@ impl Service {
             Side::Caller => (
                 call.uuid.clone(),
                 call.bleg_uuid.clone(),
-                LegDirection::Inbound,
+                // A leg the platform placed goes out, as the callee's does.
+                if call.origin.is_some() {
+                    LegDirection::Outbound
+                } else {
+                    LegDirection::Inbound
+                },
                 call.caller.clone(),
             ),
             Side::Callee => (
@@ -2400,7 +2492,7 @@ impl Service {
         let timeout = call.call_timeout;
         let uuid = call.uuid.clone();
         let transferee_endpoint = call.endpoint(transferee);
-        let forks = self.send_forks(&caller, target, bindings, &transfer_offer, now);
+        let forks = self.send_forks(&caller, None, target, bindings, &transfer_offer, now);
         if forks.is_empty() {
             self.media.close(endpoint.id);
             self.notify_transferor(dialog, destination, 503, true, now);
@@ -3473,6 +3565,25 @@ fn transport_name(kind: TransportKind) -> &'static str {
 
 /// A route with no details: what a call without a matching route runs (it ends at once
 /// with `NO_ROUTE_DESTINATION`).
+/// `name` as the quoted display name of a From (RFC 3261 §25.1 quoted-string, a space
+/// after): quotes and backslashes escaped, control characters left out, at most 64
+/// characters; empty for an empty name.
+fn quoted_display_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 3);
+    out.push('"');
+    for c in name.chars().filter(|c| !c.is_control()).take(64) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if out.len() == 1 {
+        return String::new();
+    }
+    out.push_str("\" ");
+    out
+}
+
 fn empty_route() -> super::snapshot::CompiledRoute {
     super::snapshot::CompiledRoute {
         route: crate::store::Route {
@@ -3538,6 +3649,18 @@ mod tests {
         assert_eq!(replaces_of("Replaces=abc%3Bto-tag%3Dt1"), None);
         assert_eq!(replaces_of("Replaces=%zz"), None);
         assert_eq!(replaces_of("Other=1"), None);
+    }
+
+    #[test]
+    fn display_names_are_quoted_and_bounded() {
+        assert_eq!(quoted_display_name(""), "");
+        assert_eq!(quoted_display_name("\r\n"), "");
+        assert_eq!(quoted_display_name("Desk 7"), "\"Desk 7\" ");
+        assert_eq!(
+            quoted_display_name("a\"b\\c\r\nVia: x"),
+            "\"a\\\"b\\\\cVia: x\" "
+        );
+        assert_eq!(quoted_display_name(&"王".repeat(100)).chars().count(), 67);
     }
 
     #[test]

@@ -52,10 +52,39 @@ pub enum ControlRequest {
     RecordStop { phone: String },
     /// Sends DTMF digits to the phone's leg (RFC 4733, or in-band as the leg negotiated).
     SendDtmf { phone: String, digits: String },
+    /// Places a call (spec §4.3 #11): rings extension `a_number`, showing it `a_shows` (and
+    /// `display` as the name); when it answers, rings extension `b_number` showing it
+    /// `b_shows`, and bridges the two. The call's UUID (its first leg's) is `uuid`.
+    Originate {
+        uuid: String,
+        display: String,
+        a_number: String,
+        b_number: String,
+        a_shows: String,
+        b_shows: String,
+    },
+    /// Rings extension `joiner`; when it answers, it joins the answered call of `monitored`
+    /// as `mode` says (spec §4.3 #17–19: eavesdrop, whisper, three-way).
+    Join {
+        monitored: String,
+        joiner: String,
+        mode: JoinMode,
+    },
     /// Every call in progress.
     Calls,
     /// Every live registration binding.
     Registrations,
+}
+
+/// How a third party takes part in a call it joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinMode {
+    /// Hears both parties; nobody hears it (eavesdrop).
+    Listen,
+    /// Hears both parties; only the party named hears it (whisper: coaching an agent).
+    Whisper,
+    /// Hears and is heard by both (three-way).
+    Talk,
 }
 
 /// A successful answer.

@@ -206,6 +206,18 @@ impl LogReader {
 }
 
 impl LogReader {
+    /// The lines logged so far that were not read yet, one per line (for failure messages).
+    pub fn drain(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen
+            .iter()
+            .map(|l| format!("{} {}", l["level"], l["fields"]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Waits (up to `timeout`) for a log line that `matches`, looking at the lines already
     /// seen first.
     pub fn wait_for_with(

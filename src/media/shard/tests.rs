@@ -528,6 +528,77 @@ fn removing_a_leg_silences_the_legs_it_fed() {
     shard.handle_datagram(LegId(99), addr(1), &[0; 20], false, 0);
 }
 
+/// Two PCMU legs bridged pass-through, a G.722 leg (16 kHz) hearing both through a mix: the
+/// bridge stays bit-exact, the mix carries both tones; removing a source leaves the other.
+#[test]
+fn a_mix_hears_both_parties_of_a_pass_through_bridge() {
+    let mut shard = Shard::new("rswitch@test");
+    let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
+    let b = shard.add_leg(config(codec("PCMU", 0, 8000), 5000, 2));
+    let c = shard.add_leg(config(codec("G722", 9, 8000), 6000, 3));
+    bridge(&mut shard, a, b);
+    shard
+        .set_feed(c, Feed::Mix(Mix::new(&[a, b, c, a])))
+        .unwrap();
+    let mut encoders = [
+        factory::new_encoder("PCMU", None, 8000).unwrap(),
+        factory::new_encoder("PCMU", None, 8000).unwrap(),
+    ];
+    let mut decoder = factory::new_decoder("G722", None, 16_000).unwrap();
+    let mut heard = Vec::new();
+    let mut relayed = 0;
+    let mut run = |shard: &mut Shard,
+                   encoders: &mut [Box<dyn rswitch_codecs::Encoder>; 2],
+                   heard: &mut Vec<i16>,
+                   relayed: &mut usize,
+                   from: usize,
+                   to: usize| {
+        heard.clear();
+        for i in from..to {
+            let now = 20 * i as u64;
+            for (index, (leg, port, frequency)) in [(a, 4000, 600.0), (b, 5000, 1400.0)]
+                .into_iter()
+                .enumerate()
+            {
+                let mut payload = Vec::new();
+                encoders[index].encode(&tone(frequency, i * 160, 160, 8000), &mut payload);
+                let datagram = packet(0, i as u16, 160 * i as u32, 0x50 + port as u32, &payload);
+                shard.handle_datagram(leg, addr(port), &datagram, false, now);
+            }
+            *relayed += sent(shard, b).len();
+            shard.handle_tick(now);
+            for (to, datagram) in sent(shard, c) {
+                assert_eq!(to, addr(6000));
+                decoder.decode(RtpPacket::parse(&datagram).unwrap().payload, heard);
+            }
+        }
+    };
+    run(&mut shard, &mut encoders, &mut heard, &mut relayed, 0, 50);
+    assert_eq!(relayed, 50, "a reaches b pass-through, once per packet");
+    assert!(shard.passes_through(a, b));
+    let settled = &heard[heard.len() / 3..];
+    let (low, high) = (
+        power_at(settled, 600.0, 16_000),
+        power_at(settled, 1400.0, 16_000),
+    );
+    for other in [300.0, 1000.0, 2500.0] {
+        let noise = power_at(settled, other, 16_000);
+        assert!(low > 50.0 * noise && high > 50.0 * noise, "{other} Hz");
+    }
+    assert!(low > high / 4.0 && high > low / 4.0, "both parties, alike");
+
+    shard.remove_leg(b);
+    run(&mut shard, &mut encoders, &mut heard, &mut relayed, 50, 100);
+    let settled = &heard[heard.len() / 3..];
+    assert!(
+        power_at(settled, 600.0, 16_000) > 50.0 * power_at(settled, 1400.0, 16_000),
+        "only a is left in the mix"
+    );
+    shard.set_feed(c, Feed::Silence).unwrap();
+    shard.remove_leg(a);
+    assert_eq!(shard.len(), 1);
+}
+
 /// Two legs in two shards (two rswitch instances, or rswitch and a phone), each playing a
 /// tone to the other, 40 ms apart each way: their RTCP exchange (SR, RR with LSR/DLSR) gives
 /// each side a round trip of 80 ms and no loss.

@@ -4,8 +4,9 @@
 //! A phone names a leg (spec §4.1.4): in the newest call where the number is the caller,
 //! the caller's leg; where it is the callee (or the number dialled), the callee's.
 //!
-//! What this module does not do: read files or resolve paths (the API does, off this task),
-//! or calls the API starts (originate, bridge, park, eavesdrop: not built yet).
+//! What this module does not do: read files or resolve paths (the API does, off this task);
+//! calls the API places (`originate`, `eavesdrop`, `whisper`, `threeway`) are in
+//! `calls::originate`; bridge, bridge_phone, park and intercept are not built yet.
 
 use std::time::Instant;
 
@@ -58,6 +59,21 @@ impl Service {
             } => self.api_record_start(&phone, path, min_length),
             ControlRequest::RecordStop { phone } => self.api_record_stop(&phone),
             ControlRequest::SendDtmf { phone, digits } => self.api_send_dtmf(&phone, &digits),
+            ControlRequest::Originate {
+                uuid,
+                display,
+                a_number,
+                b_number,
+                a_shows,
+                b_shows,
+            } => self.api_originate(
+                uuid, &display, &a_number, &b_number, &a_shows, &b_shows, now,
+            ),
+            ControlRequest::Join {
+                monitored,
+                joiner,
+                mode,
+            } => self.api_join(&monitored, &joiner, mode, now),
             ControlRequest::Calls => Ok(ControlReply::Calls(self.call_views())),
             ControlRequest::Registrations => {
                 let now = crate::clock::now_utc();
@@ -118,7 +134,7 @@ impl Service {
                     callee: call.b_number.clone(),
                     state: match call.stage {
                         Stage::Routing => "routing",
-                        Stage::Ringing => "ringing",
+                        Stage::Calling | Stage::Ringing => "ringing",
                         Stage::Bridged => "answered",
                         Stage::Ended => "ending",
                     }
@@ -159,10 +175,10 @@ impl Service {
                 } else {
                     &call.b_number
                 };
-                [
-                    (call.caller.as_str(), (order, Side::Caller)),
-                    (callee.as_str(), (order, Side::Callee)),
-                ]
+                // A party listening in has one leg: the number it joined is not its party.
+                let joins = call.origin.as_ref().is_some_and(|o| o.is_join());
+                let callee = (!joins).then_some((callee.as_str(), (order, Side::Callee)));
+                std::iter::once((call.caller.as_str(), (order, Side::Caller))).chain(callee)
             })
     }
 
@@ -209,7 +225,7 @@ impl Service {
 
     /// What `side` hears when nothing is played to it: music on hold while the other side
     /// holds, silence while we hold it, else the other side once they are joined.
-    fn resting_feed(&self, key: CallKey, side: Side) -> FeedSpec {
+    pub(super) fn resting_feed(&self, key: CallKey, side: Side) -> FeedSpec {
         let Some(call) = self.calls.calls.get(&key) else {
             return FeedSpec::Silence;
         };
@@ -219,14 +235,19 @@ impl Service {
         if call.held_by_us == Some(side) || call.stage != Stage::Bridged {
             return FeedSpec::Silence;
         }
-        match call.endpoint(side.other()) {
-            Some(other) => FeedSpec::Endpoint(other.id),
-            None => FeedSpec::Silence,
+        let Some(other) = call.endpoint(side.other()) else {
+            return FeedSpec::Silence;
+        };
+        let joiners = self.heard_joiners(key, side);
+        if joiners.is_empty() {
+            FeedSpec::Endpoint(other.id)
+        } else {
+            FeedSpec::Mix(std::iter::once(other.id).chain(joiners).collect())
         }
     }
 
     /// The answered call of `phone` with both legs' media, or 409.
-    fn joined_leg(&self, phone: &str) -> Result<(CallKey, Side), ControlError> {
+    pub(super) fn joined_leg(&self, phone: &str) -> Result<(CallKey, Side), ControlError> {
         let (key, side) = self.leg_of_phone(phone)?;
         let call = &self.calls.calls[&key];
         if call.stage != Stage::Bridged || call.a_endpoint.is_none() || call.b_endpoint.is_none() {
@@ -332,6 +353,11 @@ impl Service {
     ) -> Result<ControlReply, ControlError> {
         let (key, _) = self.leg_of_phone(phone)?;
         let call = &self.calls.calls[&key];
+        if call.origin.is_some() && !call.answered {
+            return Err(ControlError::Conflict(format!(
+                "the platform is calling {phone} itself: there is no incoming call to answer"
+            )));
+        }
         if call.answered {
             return Err(ControlError::Conflict(format!(
                 "the call of {phone} is already answered"
