@@ -615,8 +615,6 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
             &format!("Authorization: Bearer {}", fuzzer.token),
             "--checks",
             "not_a_server_error,response_schema_conformance",
-            "--exclude-tag",
-            "control (not built yet)",
             "--max-examples",
             "10",
             "--seed",

@@ -2,7 +2,7 @@
 //! expired or forged token, failed logins limited), the seat endpoints read back through
 //! extension_info, bad bodies refused with the field named, 413 for a huge body; and call
 //! control on real calls between SIPp phones (get_phone_uuid, hold and unhold seen by the
-//! phone as re-INVITEs, hangup), and the WebSocket event stream (call events and agent
+//! phone as re-INVITEs, hangup, intercept of a ringing call), and the WebSocket event stream (call events and agent
 //! state changes, the token in the header or the query).
 #![allow(clippy::disallowed_methods)] // runs real processes
 
@@ -480,4 +480,65 @@ async fn the_event_stream_carries_call_events_and_agent_changes() {
             "{codes:?}"
         );
     }
+}
+
+/// `intercept`: 1000 calls 1001, which rings; 1002 picks it up through the API. 1001 gets
+/// CANCEL, 1002 rings and answers, and the caller talks with it until the API hangs up.
+#[test]
+fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "");
+    let target = listeners["sip_udp"].clone();
+    let api = Api::login(&listeners["http"], "admin", PASSWORD);
+    let nothing = api.get("/api/intercept/1002");
+    assert_eq!(
+        nothing.status, 409,
+        "1002 is not registered: {}",
+        nothing.body
+    );
+
+    let ringing = waiting_phone(path, &target, "1001", "uas_noanswer", "1000");
+    let picker = waiting_phone(path, &target, "1002", "uas_answer", "1000");
+    assert_eq!(
+        api.get("/api/intercept/1002").status,
+        404,
+        "no call rings yet"
+    );
+    let users = users_file(path, "caller-1000", "1000", "1001");
+    let mut dial = sipp_command(path, &target, "uac_until_bye", free_udp_port());
+    dial.arg("-inf")
+        .arg(&users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let caller = dial.spawn().expect("start the caller");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "ring" {
+        assert!(Instant::now() < deadline, "1001 never rang");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let picked = api.get("/api/intercept/1002");
+    assert_eq!(picked.status, 200, "{}", picked.body);
+    assert!(
+        finished_ok(ringing),
+        "1001 was not cancelled: {}",
+        errors_of(path)
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.get("/api/extension_info/1002").json()["data"]["CallState"] != "talking" {
+        assert!(Instant::now() < deadline, "1002 never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let calls = api.get("/api/v1/calls").json()["data"].clone();
+    assert_eq!(calls[0]["caller"], "1000", "{calls}");
+    assert_eq!(calls[0]["callee"], "1002", "{calls}");
+    assert_eq!(calls[0]["legs"][1]["uuid"], picked.json()["data"]["uuid"]);
+    assert_eq!(
+        api.get("/api/extension_info/1001").json()["data"]["CallState"],
+        "ready"
+    );
+    assert_eq!(api.get("/api/hangup/1000").status, 200);
+    assert!(finished_ok(caller), "the caller: {}", errors_of(path));
+    assert!(finished_ok(picker), "1002: {}", errors_of(path));
 }

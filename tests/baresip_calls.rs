@@ -1159,3 +1159,123 @@ async fn api_eavesdrop_whisper_and_threeway_mix_the_right_audio() {
         );
     }
 }
+
+/// `park` and `bridge`: 1000 (600 Hz) and 1001 (1400 Hz) talk; parked, each hears music on
+/// hold (425 Hz) instead of the other; `bridge` of their two legs joins them again. Then
+/// 1002 (2200 Hz) calls 1003 (1000 Hz), and `bridge_phone` joins 1000 with 1002: they hear
+/// each other, and their former partners 1001 and 1003 are hung up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_park_bridge_and_bridge_phone_move_real_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, server_log, listeners, api) = api_server(path).await;
+    let sip = listeners["sip_udp"].clone();
+    let (a, b, db) = pcmu_phones(path, &sip).await;
+    tone_wav(&path.join("c.wav"), 2200.0, 8000, 60);
+    tone_wav(&path.join("d.wav"), 1000.0, 8000, 60);
+    let c = Phone::start(
+        path,
+        &sip,
+        "1002",
+        &path.join("c.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    let d = Phone::start(
+        path,
+        &sip,
+        "1003",
+        &path.join("d.wav"),
+        "g711.so",
+        "PCMU/8000/1",
+    );
+    wait_registered(&db, &[("1002", &c), ("1003", &d)]).await;
+    let logs = || {
+        format!(
+            "1000:\n{}\n1001:\n{}\n1002:\n{}\n1003:\n{}\nrswitch:\n{}",
+            a.log(),
+            b.log(),
+            c.log(),
+            d.log(),
+            server_log.lock().unwrap().drain()
+        )
+    };
+    a.command("dial", &format!("sip:1001@{sip}"));
+    until_call_state(&api, "1001", "talking", &logs).await;
+    let since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let uuid = |phone: &str| {
+        api.get(&format!("/api/get_phone_uuid/{phone}")).json()["data"]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (a_leg, b_leg) = (uuid("1000"), uuid("1001"));
+
+    let parked = api.get("/api/park/1000");
+    assert_eq!(parked.status, 200, "{}", parked.body);
+    assert_eq!(api.get("/api/park/1001").status, 409, "parked once");
+    let park_start = since.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let park_end = since.elapsed().as_secs_f64();
+    let body = serde_json::json!({"A_uuid": a_leg, "B_uuid": b_leg}).to_string();
+    let joined = api.post("/api/bridge", &body);
+    assert_eq!(joined.status, 200, "{}", joined.body);
+    let join_start = since.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let join_end = since.elapsed().as_secs_f64();
+
+    c.command("dial", &format!("sip:1003@{sip}"));
+    until_call_state(&api, "1003", "talking", &logs).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let crossed = api.post(
+        "/api/bridge_phone",
+        r#"{"A_phone":" 1000","B_phone":"1002"}"#,
+    );
+    assert_eq!(crossed.status, 200, "{}", crossed.body);
+    assert_eq!(crossed.json()["data"]["uuid"], a_leg.as_str());
+    until_call_state(&api, "1001", "ready", &logs).await;
+    until_call_state(&api, "1003", "ready", &logs).await;
+    let cross_start = since.elapsed().as_secs_f64();
+    let calls = api.get("/api/v1/calls").json()["data"].clone();
+    assert_eq!(calls.as_array().unwrap().len(), 1, "{calls}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cross_end = since.elapsed().as_secs_f64();
+    assert_eq!(api.get("/api/hangup/1002").status, 200);
+    until_call_state(&api, "1000", "ready", &logs).await;
+
+    let heard = a.received();
+    // Music on hold is 425 Hz, 0.5 s on (from when it starts), 3.5 s off: some of it, none
+    // of 1001.
+    let (from, to) = (park_start + 0.8, park_end - 0.3);
+    let music = windows_of(&heard, 425.0)[(park_start * 5.0) as usize - 1..(from * 5.0) as usize]
+        .iter()
+        .map(|(share, _)| *share)
+        .fold(0.0, f64::max);
+    let partner = share_between(&heard, 1400.0, from, to);
+    assert!(
+        music > 0.5 && partner < 0.02,
+        "parked: 1000 hears music ({music:.3}) and not 1001 ({partner:.3})\n{}",
+        logs()
+    );
+    let checks = [
+        ("bridged again", join_start, join_end, 1400.0),
+        ("bridged to 1002", cross_start, cross_end, 2200.0),
+    ];
+    for (phase, start, end, hears) in checks {
+        let share = share_between(&heard, hears, start + 0.8, end - 0.5);
+        assert!(
+            share > 0.5,
+            "{phase}: 1000 hears {hears} Hz ({share:.3})\n{}",
+            logs()
+        );
+    }
+    let heard_by_c = c.received();
+    let length = heard_by_c.samples.len() as f64 / f64::from(heard_by_c.sample_rate);
+    let share = share_between(&heard_by_c, 600.0, length - 2.5, length - 0.5);
+    assert!(
+        share > 0.5,
+        "1002 hears 1000 at the end: {share:.3}\n{}",
+        logs()
+    );
+}

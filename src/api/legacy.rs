@@ -18,9 +18,12 @@
 //! `eavesdrop`, `whisper` and `threeway` ring `EvdPhone`, which joins `EvdedPhone`'s answered
 //! call once it answers (docs/api.md has the roles).
 //!
-//! What this module does not do yet: bridge, bridge_phone, park and intercept answer 501
-//! naming themselves, as do parties behind gateways (`A_external`, `B_external`,
-//! `EvdGateway`); the conference API (§4.4).
+//! `park` puts both parties of the phone's call on music; `bridge` joins them again, or
+//! joins legs of two calls (their former partners are hung up); `intercept` makes the phone
+//! pick up the newest ringing call of its group (else any).
+//!
+//! What this module does not do yet: parties behind gateways (`A_external`, `B_external`,
+//! `EvdGateway` naming a gateway that exists answer 501); the conference API (§4.4).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,7 +39,7 @@ use super::AppState;
 use super::body::LegacyBody;
 use super::error::{ApiError, ok};
 use crate::pbx::agents::{AgentChange, CallState, SeatState, SeatStatus};
-use crate::pbx::control::{ControlReply, ControlRequest, JoinMode};
+use crate::pbx::control::{ControlReply, ControlRequest, JoinMode, LegName};
 
 /// The routes of this module (behind the token check).
 pub fn router() -> Router<AppState> {
@@ -375,13 +378,8 @@ async fn send_dtmf(State(state): State<AppState>, body: LegacyBody) -> Result<Re
     command(&state, ControlRequest::SendDtmf { phone, digits }).await
 }
 
-async fn park(UrlPath(_phone): UrlPath<String>) -> ApiError {
-    ApiError::not_implemented("park")
-}
-
-async fn intercept(UrlPath(_phone): UrlPath<String>) -> ApiError {
-    ApiError::not_implemented("intercept")
-}
+phone_command!(park, Park);
+phone_command!(intercept, Intercept);
 
 /// 404 (naming `field`) unless `name` is a gateway of the running configuration.
 fn known_gateway(state: &AppState, field: &str, name: &str) -> Result<(), ApiError> {
@@ -452,12 +450,21 @@ async fn originate(State(state): State<AppState>, body: LegacyBody) -> Result<Re
     }
 }
 
-async fn bridge(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("bridge")
+/// Joins the legs `A_uuid` and `B_uuid`.
+async fn bridge(State(state): State<AppState>, body: LegacyBody) -> Result<Response, ApiError> {
+    let a = LegName::Uuid(body.required_text("A_uuid")?);
+    let b = LegName::Uuid(body.required_text("B_uuid")?);
+    command(&state, ControlRequest::Bridge { a, b }).await
 }
 
-async fn bridge_phone(_body: LegacyBody) -> ApiError {
-    ApiError::not_implemented("bridge_phone")
+/// Joins the legs of the phones `A_phone` and `B_phone`.
+async fn bridge_phone(
+    State(state): State<AppState>,
+    body: LegacyBody,
+) -> Result<Response, ApiError> {
+    let a = LegName::Phone(body.required_text("A_phone")?);
+    let b = LegName::Phone(body.required_text("B_phone")?);
+    command(&state, ControlRequest::Bridge { a, b }).await
 }
 
 /// Rings `EvdPhone`; once it answers, it joins the answered call of `EvdedPhone` as

@@ -422,7 +422,7 @@ const LEGACY: &[Legacy] = &[
         "park",
         "Park the phone's call",
         &[],
-        false,
+        true,
     ),
     (
         &["get", "post"],
@@ -430,7 +430,7 @@ const LEGACY: &[Legacy] = &[
         "intercept",
         "Pick up a call ringing elsewhere",
         &[],
-        false,
+        true,
     ),
     (
         &["post"],
@@ -456,16 +456,16 @@ const LEGACY: &[Legacy] = &[
         "/api/bridge",
         "bridge",
         "Connect two legs",
-        &[],
-        false,
+        &["A_uuid", "B_uuid"],
+        true,
     ),
     (
         &["post"],
         "/api/bridge_phone",
         "bridge_phone",
         "Connect two phones' legs",
-        &[],
-        false,
+        &["A_phone", "B_phone"],
+        true,
     ),
     (
         &["post"],

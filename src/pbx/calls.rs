@@ -60,6 +60,7 @@ use crate::store::{Action, CallDirection, Cdr};
 
 mod control;
 mod originate;
+mod rearrange;
 
 /// The methods a call leg accepts (the Allow of our INVITEs and answers).
 pub(crate) const ALLOWED_IN_CALLS: &str =
@@ -200,6 +201,8 @@ pub(crate) struct Call {
     presented: Option<String>,
     /// Calls whose party listens to or talks in this one (eavesdrop, whisper, three-way).
     joined: Vec<originate::Joined>,
+    /// Parked by the API: both parties hear music on hold until `bridge` joins them again.
+    parked: bool,
 }
 
 /// The session timer of one leg and how to refresh it.
@@ -285,6 +288,7 @@ impl Call {
             origin: None,
             presented: None,
             joined: Vec::new(),
+            parked: false,
         }
     }
 
@@ -1565,6 +1569,7 @@ impl Service {
             Side::Callee => call.b_agreed = Some(agreed.clone()),
         }
         let other = call.endpoint(side.other());
+        let parked = call.parked;
         let was_held_by = call.held_by;
         call.held_by = if holding {
             Some(side)
@@ -1584,6 +1589,8 @@ impl Service {
         if let Some(other) = other {
             let feed = if holding {
                 tracing::info!(%uuid, by = ?side, "hold: music on hold to the other side");
+                FeedSpec::Tone(music_on_hold())
+            } else if parked {
                 FeedSpec::Tone(music_on_hold())
             } else {
                 if was_held_by == Some(side) {
@@ -2160,6 +2167,8 @@ impl Service {
                 | EventCode::Unhold
                 | EventCode::PlayRing
                 | EventCode::PlayStop
+                | EventCode::Park
+                | EventCode::Unpark
         );
         let published = match side {
             Side::Caller => &mut call.a_published,
@@ -2779,7 +2788,39 @@ impl Service {
         }
         // The party to keep is the one the transferor talks to in the other call.
         let keep = other.side_of(named).other();
-        let moved = match keep {
+        let Some(moved) = self.take_leg(other_key, keep) else {
+            self.notify_transferor(dialog, destination, 500, true, now);
+            return;
+        };
+        tracing::info!(to = %moved.number, "attended transfer");
+        self.calls.by_dialog.remove(&moved.dialog);
+        // The other call is over for the transferor.
+        self.hang_up(other_key, HangupCause::AttendedTransfer, now);
+        let place = match self.calls.calls.get(&key) {
+            Some(call) => call.side_of(dialog),
+            None => return,
+        };
+        let transferor = Transferor {
+            dialog,
+            destination,
+            present: true,
+        };
+        self.complete_transfer(
+            key,
+            place,
+            transferor,
+            moved,
+            HangupCause::AttendedTransfer,
+            now,
+        );
+    }
+
+    /// Takes `side`'s answered leg out of call `key` (its dialog, endpoint and media), to
+    /// put it into another call; the call keeps its other party. `None` when that side has
+    /// no answered leg.
+    fn take_leg(&mut self, key: CallKey, side: Side) -> Option<MovedLeg> {
+        let other = self.calls.calls.get_mut(&key)?;
+        let moved = match side {
             Side::Callee => {
                 let (Some(d), Some(dest), Some(endpoint), Some(agreed)) = (
                     other.b_dialog.take(),
@@ -2787,8 +2828,7 @@ impl Service {
                     other.b_endpoint.take(),
                     other.b_agreed.take(),
                 ) else {
-                    self.notify_transferor(dialog, destination, 500, true, now);
-                    return;
+                    return None;
                 };
                 for fork in other.forks.iter().filter(|f| f.dialog == Some(d)) {
                     self.calls.by_fork.remove(&fork.tsx);
@@ -2813,8 +2853,7 @@ impl Service {
                     other.a_endpoint.take(),
                     other.a_agreed.take(),
                 ) else {
-                    self.notify_transferor(dialog, destination, 500, true, now);
-                    return;
+                    return None;
                 };
                 other.a_published |=
                     (1 << EventCode::Hangup.code()) | (1 << EventCode::Destroy.code());
@@ -2830,27 +2869,8 @@ impl Service {
                 }
             }
         };
-        tracing::info!(to = %moved.number, "attended transfer");
         self.calls.by_dialog.remove(&moved.dialog);
-        // The other call is over for the transferor.
-        self.hang_up(other_key, HangupCause::AttendedTransfer, now);
-        let place = match self.calls.calls.get(&key) {
-            Some(call) => call.side_of(dialog),
-            None => return,
-        };
-        let transferor = Transferor {
-            dialog,
-            destination,
-            present: true,
-        };
-        self.complete_transfer(
-            key,
-            place,
-            transferor,
-            moved,
-            HangupCause::AttendedTransfer,
-            now,
-        );
+        Some(moved)
     }
 
     /// The dialog of ours that a Replaces names (its tags in either order: the sender may

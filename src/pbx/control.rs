@@ -70,10 +70,35 @@ pub enum ControlRequest {
         joiner: String,
         mode: JoinMode,
     },
+    /// `phone` picks up a ringing call (spec §4.3 #15): the newest ringing at an extension
+    /// of its group, else the newest ringing anywhere.
+    Intercept { phone: String },
+    /// The parties of the phone's answered call hear music on hold, no longer each other.
+    Park { phone: String },
+    /// Joins two answered legs (spec §4.3 #12–13): the two of a parked call again, or legs
+    /// of two calls (their former partners are hung up).
+    Bridge { a: LegName, b: LegName },
     /// Every call in progress.
     Calls,
     /// Every live registration binding.
     Registrations,
+}
+
+/// A leg as the API names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegName {
+    Uuid(String),
+    /// The leg of the phone's newest call.
+    Phone(String),
+}
+
+impl std::fmt::Display for LegName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LegName::Uuid(uuid) => write!(f, "leg {uuid}"),
+            LegName::Phone(phone) => f.write_str(phone),
+        }
+    }
 }
 
 /// How a third party takes part in a call it joins.

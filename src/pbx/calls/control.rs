@@ -6,7 +6,7 @@
 //!
 //! What this module does not do: read files or resolve paths (the API does, off this task);
 //! calls the API places (`originate`, `eavesdrop`, `whisper`, `threeway`) are in
-//! `calls::originate`; bridge, bridge_phone, park and intercept are not built yet.
+//! `calls::originate`; intercept, park and bridge in `calls::rearrange`.
 
 use std::time::Instant;
 
@@ -74,6 +74,9 @@ impl Service {
                 joiner,
                 mode,
             } => self.api_join(&monitored, &joiner, mode, now),
+            ControlRequest::Intercept { phone } => self.api_intercept(&phone, now),
+            ControlRequest::Park { phone } => self.api_park(&phone),
+            ControlRequest::Bridge { a, b } => self.api_bridge(&a, &b, now),
             ControlRequest::Calls => Ok(ControlReply::Calls(self.call_views())),
             ControlRequest::Registrations => {
                 let now = crate::clock::now_utc();
@@ -182,7 +185,7 @@ impl Service {
             })
     }
 
-    fn leg_uuid(&self, key: CallKey, side: Side) -> String {
+    pub(super) fn leg_uuid(&self, key: CallKey, side: Side) -> String {
         self.calls
             .calls
             .get(&key)
@@ -229,7 +232,7 @@ impl Service {
         let Some(call) = self.calls.calls.get(&key) else {
             return FeedSpec::Silence;
         };
-        if call.held_by == Some(side.other()) {
+        if call.held_by == Some(side.other()) || (call.parked && call.stage == Stage::Bridged) {
             return FeedSpec::Tone(music_on_hold());
         }
         if call.held_by_us == Some(side) || call.stage != Stage::Bridged {
