@@ -277,14 +277,13 @@ fn add_resource(paths: &mut Map<String, Value>, resource: &ResourceInfo) {
     paths.insert(single, Value::Object(single_item));
 }
 
-/// A legacy endpoint: (methods, path, operation id, summary, body fields, built).
+/// A legacy endpoint: (methods, path, operation id, summary, body fields).
 type Legacy = (
     &'static [&'static str],
     &'static str,
     &'static str,
     &'static str,
     &'static [&'static str],
-    bool,
 );
 
 const LEGACY: &[Legacy] = &[
@@ -294,7 +293,6 @@ const LEGACY: &[Legacy] = &[
         "extension_info_all",
         "Every extension's registration, seat and call state",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -302,7 +300,6 @@ const LEGACY: &[Legacy] = &[
         "extension_info",
         "One extension's registration, seat and call state (or `all`)",
         &[],
-        true,
     ),
     (
         &["post"],
@@ -310,7 +307,6 @@ const LEGACY: &[Legacy] = &[
         "extension_seatstatus",
         "Set an agent's seat status (idle, busy)",
         &["Extension", "Value"],
-        true,
     ),
     (
         &["post"],
@@ -318,7 +314,6 @@ const LEGACY: &[Legacy] = &[
         "extension_seatstate",
         "Set an agent's seat state (up, down)",
         &["Extension", "Value"],
-        true,
     ),
     (
         &["post"],
@@ -326,7 +321,6 @@ const LEGACY: &[Legacy] = &[
         "extension_callstate",
         "Set an agent's call state",
         &["Extension", "Value"],
-        true,
     ),
     (
         &["get", "post"],
@@ -334,7 +328,6 @@ const LEGACY: &[Legacy] = &[
         "get_uuid",
         "A new UUID, reserved for originate",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -342,7 +335,6 @@ const LEGACY: &[Legacy] = &[
         "get_phone_uuid",
         "The UUID of the phone's leg",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -350,7 +342,6 @@ const LEGACY: &[Legacy] = &[
         "hangup",
         "Hang up the phone's call",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -358,7 +349,6 @@ const LEGACY: &[Legacy] = &[
         "hold",
         "Hold the phone's leg",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -366,7 +356,6 @@ const LEGACY: &[Legacy] = &[
         "unhold",
         "Take the phone's leg off hold",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -374,7 +363,6 @@ const LEGACY: &[Legacy] = &[
         "answer",
         "Answer the phone's incoming call",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -382,7 +370,6 @@ const LEGACY: &[Legacy] = &[
         "preanswer",
         "Early media for the phone's incoming call",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -390,7 +377,6 @@ const LEGACY: &[Legacy] = &[
         "break",
         "Stop what is played to the phone",
         &[],
-        true,
     ),
     (
         &["post"],
@@ -398,7 +384,6 @@ const LEGACY: &[Legacy] = &[
         "playback",
         "Play a file to the phone",
         &["PhoneNumber", "FilePath", "Loopplay"],
-        true,
     ),
     (
         &["post"],
@@ -406,7 +391,6 @@ const LEGACY: &[Legacy] = &[
         "record",
         "Start or stop recording the phone's call",
         &["PhoneNumber", "FilePath", "Flag", "Limit"],
-        true,
     ),
     (
         &["post"],
@@ -414,7 +398,6 @@ const LEGACY: &[Legacy] = &[
         "senddtmf",
         "Send DTMF digits to the phone",
         &["PhoneNumber", "Dtmf"],
-        true,
     ),
     (
         &["get", "post"],
@@ -422,7 +405,6 @@ const LEGACY: &[Legacy] = &[
         "park",
         "Park the phone's call",
         &[],
-        true,
     ),
     (
         &["get", "post"],
@@ -430,7 +412,6 @@ const LEGACY: &[Legacy] = &[
         "intercept",
         "Pick up a call ringing elsewhere",
         &[],
-        true,
     ),
     (
         &["post"],
@@ -449,7 +430,6 @@ const LEGACY: &[Legacy] = &[
             "A_external",
             "B_external",
         ],
-        true,
     ),
     (
         &["post"],
@@ -457,7 +437,6 @@ const LEGACY: &[Legacy] = &[
         "bridge",
         "Connect two legs",
         &["A_uuid", "B_uuid"],
-        true,
     ),
     (
         &["post"],
@@ -465,7 +444,6 @@ const LEGACY: &[Legacy] = &[
         "bridge_phone",
         "Connect two phones' legs",
         &["A_phone", "B_phone"],
-        true,
     ),
     (
         &["post"],
@@ -473,7 +451,6 @@ const LEGACY: &[Legacy] = &[
         "eavesdrop",
         "Listen to a call",
         &["EvdedPhone", "EvdPhone", "EvdGateway"],
-        true,
     ),
     (
         &["post"],
@@ -481,7 +458,6 @@ const LEGACY: &[Legacy] = &[
         "threeway",
         "Join a call as a third party",
         &["EvdedPhone", "EvdPhone", "EvdGateway"],
-        true,
     ),
     (
         &["post"],
@@ -489,23 +465,17 @@ const LEGACY: &[Legacy] = &[
         "whisper",
         "Speak to one party of a call",
         &["EvdedPhone", "EvdPhone", "EvdGateway"],
-        true,
     ),
 ];
 
 fn add_legacy(paths: &mut Map<String, Value>) {
-    for (methods, path, id, summary, fields, built) in LEGACY {
+    for (methods, path, id, summary, fields) in LEGACY {
         let mut item = Map::new();
         for method in *methods {
-            let tag = if *built {
-                "control"
-            } else {
-                "control (not built yet)"
-            };
             let mut op = operation(
                 &format!("{id}_{method}"),
                 summary,
-                tag,
+                "control",
                 "200",
                 envelope(json!({ "description": "what the endpoint answers (docs/api.md)" })),
             );
@@ -532,12 +502,6 @@ fn add_legacy(paths: &mut Map<String, Value>) {
                         "description": "keys match without regard to case; values may be strings",
                         "properties": properties,
                     })) }),
-                );
-            }
-            if !*built {
-                op.insert(
-                    "description".to_owned(),
-                    json!("Answers 501 naming itself: not built in this version."),
                 );
             }
             item.insert((*method).to_owned(), Value::Object(op));
