@@ -2,8 +2,9 @@
 //! expired or forged token, failed logins limited), the seat endpoints read back through
 //! extension_info, bad bodies refused with the field named, 413 for a huge body; and call
 //! control on real calls between SIPp phones (get_phone_uuid, hold and unhold seen by the
-//! phone as re-INVITEs, hangup, intercept of a ringing call), and the WebSocket event stream (call events and agent
-//! state changes, the token in the header or the query).
+//! phone as re-INVITEs, hangup, preanswer and answer, intercept of a ringing call), and the
+//! WebSocket event stream (call events and agent state changes, the token in the header or
+//! the query).
 #![allow(clippy::disallowed_methods)] // runs real processes
 
 mod common;
@@ -541,4 +542,55 @@ fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
     assert_eq!(api.get("/api/hangup/1000").status, 200);
     assert!(finished_ok(caller), "the caller: {}", errors_of(path));
     assert!(finished_ok(picker), "1002: {}", errors_of(path));
+}
+
+/// `preanswer` and `answer` while the callee rings: the caller gets a 183 with SDP, then a
+/// 200, from the platform; the hangup then cancels the callee and sends the caller BYE.
+#[test]
+fn preanswer_and_answer_act_on_a_ringing_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "");
+    let target = listeners["sip_udp"].clone();
+    let api = Api::login(&listeners["http"], "admin", PASSWORD);
+    let callee = waiting_phone(path, &target, "1001", "uas_noanswer", "1000");
+    let users = users_file(path, "caller-1000", "1000", "1001");
+    let mut dial = sipp_command(path, &target, "uac_api_answered", free_udp_port());
+    dial.arg("-inf")
+        .arg(&users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let caller = dial.spawn().expect("start the caller");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "ring" {
+        assert!(Instant::now() < deadline, "1001 never rang");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let early = api.get("/api/preanswer/1000");
+    assert_eq!(early.status, 200, "{}", early.body);
+    let twice = api.get("/api/preanswer/1000");
+    assert_eq!(twice.status, 409, "{}", twice.body);
+    let answered = api.get("/api/answer/1000");
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        answered.json()["data"]["uuid"],
+        early.json()["data"]["uuid"]
+    );
+    assert_eq!(api.get("/api/answer/1000").status, 409, "answered once");
+    let call = api.get("/api/v1/calls").json()["data"][0].clone();
+    assert!(call["answered_at"].is_string(), "{call}");
+    assert_eq!(call["state"], "ringing", "the callee still rings: {call}");
+    // The caller's ACK comes before the hangup's BYE.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(api.get("/api/hangup/1000").status, 200);
+    assert!(
+        finished_ok(callee),
+        "1001 was not cancelled: {}",
+        errors_of(path)
+    );
+    assert!(
+        finished_ok(caller),
+        "the caller saw no 183, 200 or BYE: {}",
+        errors_of(path)
+    );
 }
