@@ -256,6 +256,27 @@ fn login_tokens_seats_and_bad_requests() {
 }
 
 /// Polls `path` until it answers 200 (or `within` passes); the last answer.
+/// Starts SIPp extension 1000 calling 1001 with `scenario`.
+fn dial_1001(path: &Path, target: &str, scenario: &str) -> std::process::Child {
+    let users = users_file(path, "caller-1000", "1000", "1001");
+    let mut dial = sipp_command(path, target, scenario, free_udp_port());
+    dial.arg("-inf")
+        .arg(&users)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    dial.spawn().expect("start the caller")
+}
+
+/// Waits (15 s at most) until extension `number`'s call state is `state`.
+fn until_call_state(api: &Api, number: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let path = format!("/api/extension_info/{number}");
+    while api.get(&path).json()["data"]["CallState"] != state {
+        assert!(Instant::now() < deadline, "{number} never became {state}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn until_ok(api: &Api, path: &str, within: Duration) -> common::api::Answer {
     let deadline = Instant::now() + within;
     loop {
@@ -278,20 +299,10 @@ fn hold_unhold_and_hangup_of_a_real_call() {
     // 1001 answers and waits for the API's hold, unhold and hangup; 1000 calls it and waits
     // for the BYE.
     let callee = waiting_phone(path, &target, "1001", "uas_api_hold", "1000");
-    let users = users_file(path, "caller-1000", "1000", "1001");
-    let mut dial = sipp_command(path, &target, "uac_until_bye", free_udp_port());
-    dial.arg("-inf")
-        .arg(&users)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let caller = dial.spawn().expect("start the caller");
+    let caller = dial_1001(path, &target, "uac_until_bye");
 
     // The call is up once the callee talks.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "talking" {
-        assert!(Instant::now() < deadline, "the call was not answered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_call_state(&api, "1001", "talking");
     let caller_leg = until_ok(&api, "/api/get_phone_uuid/1000", Duration::from_secs(5));
     let callee_leg = until_ok(&api, "/api/get_phone_uuid/1001", Duration::from_secs(5));
     let caller_uuid = caller_leg.json()["data"]["uuid"]
@@ -506,18 +517,8 @@ fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
         404,
         "no call rings yet"
     );
-    let users = users_file(path, "caller-1000", "1000", "1001");
-    let mut dial = sipp_command(path, &target, "uac_until_bye", free_udp_port());
-    dial.arg("-inf")
-        .arg(&users)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let caller = dial.spawn().expect("start the caller");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "ring" {
-        assert!(Instant::now() < deadline, "1001 never rang");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let caller = dial_1001(path, &target, "uac_until_bye");
+    until_call_state(&api, "1001", "ring");
 
     let picked = api.get("/api/intercept/1002");
     assert_eq!(picked.status, 200, "{}", picked.body);
@@ -526,11 +527,7 @@ fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
         "1001 was not cancelled: {}",
         errors_of(path)
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while api.get("/api/extension_info/1002").json()["data"]["CallState"] != "talking" {
-        assert!(Instant::now() < deadline, "1002 never answered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_call_state(&api, "1002", "talking");
     let calls = api.get("/api/v1/calls").json()["data"].clone();
     assert_eq!(calls[0]["caller"], "1000", "{calls}");
     assert_eq!(calls[0]["callee"], "1002", "{calls}");
@@ -554,18 +551,8 @@ fn preanswer_and_answer_act_on_a_ringing_call() {
     let target = listeners["sip_udp"].clone();
     let api = Api::login(&listeners["http"], "admin", PASSWORD);
     let callee = waiting_phone(path, &target, "1001", "uas_noanswer", "1000");
-    let users = users_file(path, "caller-1000", "1000", "1001");
-    let mut dial = sipp_command(path, &target, "uac_api_answered", free_udp_port());
-    dial.arg("-inf")
-        .arg(&users)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let caller = dial.spawn().expect("start the caller");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while api.get("/api/extension_info/1001").json()["data"]["CallState"] != "ring" {
-        assert!(Instant::now() < deadline, "1001 never rang");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let caller = dial_1001(path, &target, "uac_api_answered");
+    until_call_state(&api, "1001", "ring");
     let early = api.get("/api/preanswer/1000");
     assert_eq!(early.status, 200, "{}", early.body);
     let twice = api.get("/api/preanswer/1000");

@@ -624,6 +624,13 @@ async fn pcmu_phones(path: &Path, sip: &str) -> (Phone, Phone, Store) {
     (caller, callee, db)
 }
 
+/// One more PCMU phone for extension `number`, playing a `frequency` tone.
+fn tone_phone(path: &Path, sip: &str, number: &str, frequency: f64) -> Phone {
+    let tone = path.join(format!("tone-{number}.wav"));
+    tone_wav(&tone, frequency, 8000, 60);
+    Phone::start(path, sip, number, &tone, "g711.so", "PCMU/8000/1")
+}
+
 /// Audio windows of 200 ms: (share of `frequency`, mean energy).
 fn windows_of(audio: &wav::Audio, frequency: f64) -> Vec<(f64, f64)> {
     let rate = audio.sample_rate as usize;
@@ -1043,15 +1050,7 @@ async fn api_eavesdrop_whisper_and_threeway_mix_the_right_audio() {
     let (_server, server_log, listeners, api) = api_server(path).await;
     let sip = listeners["sip_udp"].clone();
     let (a, b, db) = pcmu_phones(path, &sip).await;
-    tone_wav(&path.join("supervisor.wav"), 2200.0, 8000, 60);
-    let supervisor = Phone::start(
-        path,
-        &sip,
-        "1002",
-        &path.join("supervisor.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
+    let supervisor = tone_phone(path, &sip, "1002", 2200.0);
     wait_registered(&db, &[("1002", &supervisor)]).await;
     let logs = || {
         format!(
@@ -1171,24 +1170,8 @@ async fn api_park_bridge_and_bridge_phone_move_real_audio() {
     let (_server, server_log, listeners, api) = api_server(path).await;
     let sip = listeners["sip_udp"].clone();
     let (a, b, db) = pcmu_phones(path, &sip).await;
-    tone_wav(&path.join("c.wav"), 2200.0, 8000, 60);
-    tone_wav(&path.join("d.wav"), 1000.0, 8000, 60);
-    let c = Phone::start(
-        path,
-        &sip,
-        "1002",
-        &path.join("c.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
-    let d = Phone::start(
-        path,
-        &sip,
-        "1003",
-        &path.join("d.wav"),
-        "g711.so",
-        "PCMU/8000/1",
-    );
+    let c = tone_phone(path, &sip, "1002", 2200.0);
+    let d = tone_phone(path, &sip, "1003", 1000.0);
     wait_registered(&db, &[("1002", &c), ("1003", &d)]).await;
     let logs = || {
         format!(

@@ -433,6 +433,15 @@ fn leg_config(agreed: &AgreedAudio, ssrc: u32) -> LegConfig {
 }
 
 impl Service {
+    /// The live registrations of extension `number` (the phones to ring).
+    fn bindings_of(&self, number: &str) -> Vec<crate::pbx::registrar::Binding> {
+        self.registrar
+            .lookup(number, now_utc())
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
     fn local_media(&self, endpoint: &Endpoint) -> LocalMedia {
         LocalMedia {
             address: self.media_ip,
@@ -705,12 +714,7 @@ impl Service {
         if !snapshot.extensions.contains_key(number) {
             return fail(self, HangupCause::UnallocatedNumber);
         }
-        let bindings: Vec<_> = self
-            .registrar
-            .lookup(number, now_utc())
-            .into_iter()
-            .cloned()
-            .collect();
+        let bindings = self.bindings_of(number);
         if bindings.is_empty() {
             return fail(self, HangupCause::UserNotRegistered);
         }
@@ -2459,11 +2463,7 @@ impl Service {
     ) {
         let snapshot = self.live.current();
         let bindings: Vec<_> = if snapshot.extensions.contains_key(target) {
-            self.registrar
-                .lookup(target, now_utc())
-                .into_iter()
-                .cloned()
-                .collect()
+            self.bindings_of(target)
         } else {
             Vec::new()
         };

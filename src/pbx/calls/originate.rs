@@ -185,12 +185,7 @@ impl Service {
         beside: Option<CallKey>,
         now: Instant,
     ) -> Result<CallKey, ControlError> {
-        let bindings: Vec<_> = self
-            .registrar
-            .lookup(number, now_utc())
-            .into_iter()
-            .cloned()
-            .collect();
+        let bindings = self.bindings_of(number);
         if bindings.is_empty() {
             return Err(ControlError::Conflict(format!(
                 "extension {number} is not registered"

@@ -36,12 +36,7 @@ impl Service {
             )));
         };
         let group = extension.group_id;
-        let bindings: Vec<_> = self
-            .registrar
-            .lookup(phone, crate::clock::now_utc())
-            .into_iter()
-            .cloned()
-            .collect();
+        let bindings = self.bindings_of(phone);
         if bindings.is_empty() {
             return Err(ControlError::Conflict(format!(
                 "extension {phone} is not registered"
