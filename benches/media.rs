@@ -15,7 +15,7 @@ use rswitch::media::dtmf::DtmfDetector;
 use rswitch::media::mixer::{Mixer, ParticipantSettings};
 use rswitch::media::resample::Resampler;
 use rswitch::media::rtp::RtpHeader;
-use rswitch::media::shard::{Codec, Feed, LegConfig, Shard};
+use rswitch::media::shard::{Codec, Feed, LegConfig, Mix, Shard};
 use rswitch_codecs::amrnb::{AmrDecoder, AmrEncoder, AmrMode};
 use rswitch_codecs::factory;
 use rswitch_codecs::g711::G711;
@@ -173,13 +173,26 @@ fn packets(name: &str, payload_type: u8, rate: u32, clock_rate: u32) -> Vec<Vec<
 }
 
 /// One call's 20 ms: a packet in on each leg and a tick. Time per iteration = the cost of
-/// one call for 20 ms of audio.
-fn call_20ms(c: &mut Criterion, bench: &str, a: (&str, u8, u32, u32), b: (&str, u8, u32, u32)) {
+/// one call for 20 ms of audio. With `listener`, a third PCMU leg hears both (an
+/// eavesdropping supervisor: both legs decoded, mixed and encoded once more).
+fn call_20ms(
+    c: &mut Criterion,
+    bench: &str,
+    a: (&str, u8, u32, u32),
+    b: (&str, u8, u32, u32),
+    listener: bool,
+) {
     let mut shard = Shard::new("bench");
     let leg_a = shard.add_leg(leg(a.0, a.1, a.3, 4000, 1));
     let leg_b = shard.add_leg(leg(b.0, b.1, b.3, 5000, 2));
     shard.set_feed(leg_a, Feed::Leg(leg_b)).unwrap();
     shard.set_feed(leg_b, Feed::Leg(leg_a)).unwrap();
+    if listener {
+        let supervisor = shard.add_leg(leg("PCMU", 0, 8000, 6000, 3));
+        shard
+            .set_feed(supervisor, Feed::Mix(Mix::new(&[leg_a, leg_b])))
+            .unwrap();
+    }
     let from_a = packets(a.0, a.1, a.2, a.3);
     let from_b = packets(b.0, b.1, b.2, b.3);
     let source_a = SocketAddr::from(([192, 0, 2, 1], 4000));
@@ -213,24 +226,36 @@ fn bridge_benches(c: &mut Criterion) {
         "bridge/pass-through_PCMU_call_20ms",
         ("PCMU", 0, 8000, 8000),
         ("PCMU", 0, 8000, 8000),
+        false,
+    );
+    // The same call with a supervisor listening in (eavesdrop).
+    call_20ms(
+        c,
+        "bridge/pass-through_PCMU_call_with_listener_20ms",
+        ("PCMU", 0, 8000, 8000),
+        ("PCMU", 0, 8000, 8000),
+        true,
     );
     call_20ms(
         c,
         "bridge/PCMU-opus_call_20ms",
         ("PCMU", 0, 8000, 8000),
         ("opus", 111, 8000, 48_000),
+        false,
     );
     call_20ms(
         c,
         "bridge/PCMU-G729_call_20ms",
         ("PCMU", 0, 8000, 8000),
         ("G729", 18, 8000, 8000),
+        false,
     );
     call_20ms(
         c,
         "bridge/PCMU-G722_call_20ms",
         ("PCMU", 0, 8000, 8000),
         ("G722", 9, 16_000, 8000),
+        false,
     );
 }
 
