@@ -180,6 +180,9 @@ impl Service {
             return Err(ControlError::NotFound(format!("the call of {a} ended")));
         };
         call.parked = false;
+        // What the API did to the partner (hold, a playback) does not pass to its successor.
+        call.held_by_us = call.held_by_us.filter(|held| *held != partner);
+        call.api_playback = call.api_playback.filter(|played| *played != partner);
         let Some((replaced, destination)) = call.leg_dialog(partner) else {
             return Err(ControlError::Conflict(format!("{a} has no partner")));
         };
