@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::api::{Api, http};
+use common::api::{Api, http, until_call_state};
 use common::sipp::*;
 use common::*;
 
@@ -267,13 +267,13 @@ fn dial_1001(path: &Path, target: &str, scenario: &str) -> std::process::Child {
     dial.spawn().expect("start the caller")
 }
 
-/// Waits (15 s at most) until extension `number`'s call state is `state`.
-fn until_call_state(api: &Api, number: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let path = format!("/api/extension_info/{number}");
-    while api.get(&path).json()["data"]["CallState"] != state {
-        assert!(Instant::now() < deadline, "{number} never became {state}");
-        std::thread::sleep(Duration::from_millis(100));
+/// Waits (10 s at most) for the file `name` a SIPp scenario touches in `path` when it got
+/// that far.
+fn until_marker(path: &Path, name: &str, failure: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.join(name).exists() {
+        assert!(Instant::now() < deadline, "{failure}: {}", errors_of(path));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -302,7 +302,7 @@ fn hold_unhold_and_hangup_of_a_real_call() {
     let caller = dial_1001(path, &target, "uac_until_bye");
 
     // The call is up once the callee talks.
-    until_call_state(&api, "1001", "talking");
+    until_call_state(&api, "1001", "talking", &|| errors_of(path));
     let caller_leg = until_ok(&api, "/api/get_phone_uuid/1000", Duration::from_secs(5));
     let callee_leg = until_ok(&api, "/api/get_phone_uuid/1001", Duration::from_secs(5));
     let caller_uuid = caller_leg.json()["data"]["uuid"]
@@ -374,15 +374,11 @@ fn hold_unhold_and_hangup_of_a_real_call() {
     // Answering an answered call is a state conflict.
     assert_eq!(api.get("/api/answer/1000").status, 409);
     // The phone has ACKed the unhold's 200 before the hangup's BYE goes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.join("api-hold-resumed").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the unhold's re-INVITE was never ACKed: {}",
-            errors_of(path)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_marker(
+        path,
+        "api-hold-resumed",
+        "the unhold's re-INVITE was never ACKed",
+    );
 
     let hangup = api.get("/api/hangup/1000");
     assert_eq!(hangup.status, 200, "{}", hangup.body);
@@ -518,7 +514,7 @@ fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
         "no call rings yet"
     );
     let caller = dial_1001(path, &target, "uac_until_bye");
-    until_call_state(&api, "1001", "ring");
+    until_call_state(&api, "1001", "ring", &|| errors_of(path));
 
     let picked = api.get("/api/intercept/1002");
     assert_eq!(picked.status, 200, "{}", picked.body);
@@ -527,7 +523,7 @@ fn intercept_hands_a_ringing_call_to_the_phone_that_picks_up() {
         "1001 was not cancelled: {}",
         errors_of(path)
     );
-    until_call_state(&api, "1002", "talking");
+    until_call_state(&api, "1002", "talking", &|| errors_of(path));
     let calls = api.get("/api/v1/calls").json()["data"].clone();
     assert_eq!(calls[0]["caller"], "1000", "{calls}");
     assert_eq!(calls[0]["callee"], "1002", "{calls}");
@@ -552,7 +548,7 @@ fn preanswer_and_answer_act_on_a_ringing_call() {
     let api = Api::login(&listeners["http"], "admin", PASSWORD);
     let callee = waiting_phone(path, &target, "1001", "uas_noanswer", "1000");
     let caller = dial_1001(path, &target, "uac_api_answered");
-    until_call_state(&api, "1001", "ring");
+    until_call_state(&api, "1001", "ring", &|| errors_of(path));
     let early = api.get("/api/preanswer/1000");
     assert_eq!(early.status, 200, "{}", early.body);
     let twice = api.get("/api/preanswer/1000");
@@ -567,8 +563,8 @@ fn preanswer_and_answer_act_on_a_ringing_call() {
     let call = api.get("/api/v1/calls").json()["data"][0].clone();
     assert!(call["answered_at"].is_string(), "{call}");
     assert_eq!(call["state"], "ringing", "the callee still rings: {call}");
-    // The caller's ACK comes before the hangup's BYE.
-    std::thread::sleep(Duration::from_millis(500));
+    // The caller has ACKed the platform's 200 before the hangup's BYE goes.
+    until_marker(path, "api-answer-acked", "the 200 was never ACKed");
     assert_eq!(api.get("/api/hangup/1000").status, 200);
     assert!(
         finished_ok(callee),

@@ -39,7 +39,7 @@ use super::AppState;
 use super::body::LegacyBody;
 use super::error::{ApiError, ok};
 use crate::pbx::agents::{AgentChange, CallState, SeatState, SeatStatus};
-use crate::pbx::control::{ControlReply, ControlRequest, JoinMode, LegName};
+use crate::pbx::control::{ControlReply, ControlRequest, JoinMode, LegName, Originate};
 
 /// The routes of this module (behind the token check).
 pub fn router() -> Router<AppState> {
@@ -434,14 +434,14 @@ async fn originate(State(state): State<AppState>, body: LegacyBody) -> Result<Re
     } else {
         crate::pbx::calls::new_uuid()
     };
-    let request = ControlRequest::Originate {
+    let request = ControlRequest::Originate(Originate {
         uuid,
         display,
         a_number,
         b_number,
         a_shows,
         b_shows,
-    };
+    });
     match state.control.request(request).await? {
         ControlReply::Uuid(uuid) => {
             Ok(ok(json!({ "Job_uuid": uuid, "uuid": uuid })).into_response())

@@ -817,15 +817,11 @@ impl Service {
                 ),
             ));
             headers.push(Header::new("Max-Forwards", "70"));
-            let name = display.map(quoted_display_name).unwrap_or_default();
-            headers.push(Header::new(
-                "From",
-                format!(
-                    "{name}<sip:{caller}@{}>;tag={}",
-                    local_sip.ip(),
-                    tag.as_str()
-                ),
-            ));
+            let Some(from) = from_header(caller, display, local_sip.ip(), tag.as_str()) else {
+                tracing::warn!(%caller, "no From for this caller: the INVITE is not sent");
+                continue;
+            };
+            headers.push(Header::new("From", from));
             headers.push(Header::new(
                 "To",
                 format!("<sip:{number}@{}>", local_sip.ip()),
@@ -1002,11 +998,8 @@ impl Service {
                 && !call.detached.contains(&dialog)
             {
                 call.forks[index].status = Some(status);
-                call.detached.push(dialog);
                 let destination = call.forks[index].destination;
-                tracing::info!(uuid = %call.uuid, "a second phone answered too late: ACK and BYE");
-                self.send_ack(dialog, now);
-                self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
+                self.drop_late_answer(key, dialog, destination, now);
             }
             return;
         }
@@ -1149,6 +1142,24 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// A phone of call `key` answered after another one did (its 2xx crossed our CANCEL):
+    /// ACK it and hang it up (RFC 3261 §13.2.2.4), or it would talk to nobody until it gave
+    /// up on the ACK. Its BYE's answer is then just taken.
+    fn drop_late_answer(
+        &mut self,
+        key: CallKey,
+        dialog: DialogId,
+        destination: Peer,
+        now: Instant,
+    ) {
+        if let Some(call) = self.calls.calls.get_mut(&key) {
+            call.detached.push(dialog);
+            tracing::info!(uuid = %call.uuid, "a second phone answered too late: ACK and BYE");
+        }
+        self.send_ack(dialog, now);
+        self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
     }
 
     /// A 180 to the caller (once per call), reliably when it supports 100rel.
@@ -2093,11 +2104,7 @@ impl Service {
                 match (key, destination) {
                     (Some(key), Some(destination)) => {
                         self.calls.by_dialog.insert(dialog, key);
-                        if let Some(call) = self.calls.calls.get_mut(&key) {
-                            call.detached.push(dialog);
-                        }
-                        self.send_ack(dialog, now);
-                        self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
+                        self.drop_late_answer(key, dialog, destination, now);
                     }
                     _ => {
                         tracing::debug!(
@@ -3585,23 +3592,30 @@ fn transport_name(kind: TransportKind) -> &'static str {
 
 /// A route with no details: what a call without a matching route runs (it ends at once
 /// with `NO_ROUTE_DESTINATION`).
-/// `name` as the quoted display name of a From (RFC 3261 §25.1 quoted-string, a space
-/// after): quotes and backslashes escaped, control characters left out, at most 64
-/// characters; empty for an empty name.
-fn quoted_display_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 3);
-    out.push('"');
-    for c in name.chars().filter(|c| !c.is_control()).take(64) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    if out.len() == 1 {
-        return String::new();
-    }
-    out.push_str("\" ");
-    out
+/// Our From of an INVITE from `caller` with the display name `display` (control characters
+/// left out, at most 64 characters; [`NameAddr`] quotes it); `None` when `caller` does not
+/// make a SIP URI.
+fn from_header(
+    caller: &str,
+    display: Option<&str>,
+    host: std::net::IpAddr,
+    tag: &str,
+) -> Option<String> {
+    let display_name = display
+        .map(|name| {
+            name.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty());
+    let from = NameAddr {
+        display_name,
+        uri: Uri::parse(&format!("sip:{caller}@{host}")).ok()?,
+        bracketed: true,
+        params: vec![("tag".to_owned(), Some(tag.to_owned()))],
+    };
+    Some(from.to_string())
 }
 
 fn empty_route() -> super::snapshot::CompiledRoute {
@@ -3673,14 +3687,22 @@ mod tests {
 
     #[test]
     fn display_names_are_quoted_and_bounded() {
-        assert_eq!(quoted_display_name(""), "");
-        assert_eq!(quoted_display_name("\r\n"), "");
-        assert_eq!(quoted_display_name("Desk 7"), "\"Desk 7\" ");
+        let host = std::net::IpAddr::from([192, 0, 2, 1]);
+        let from = |display: Option<&str>| from_header("1000", display, host, "t1").unwrap();
+        assert_eq!(from(None), "<sip:1000@192.0.2.1>;tag=t1");
+        assert_eq!(from(Some("")), "<sip:1000@192.0.2.1>;tag=t1");
+        assert_eq!(from(Some("\r\n")), "<sip:1000@192.0.2.1>;tag=t1");
         assert_eq!(
-            quoted_display_name("a\"b\\c\r\nVia: x"),
-            "\"a\\\"b\\\\cVia: x\" "
+            from(Some("Desk 7")),
+            "\"Desk 7\" <sip:1000@192.0.2.1>;tag=t1"
         );
-        assert_eq!(quoted_display_name(&"王".repeat(100)).chars().count(), 67);
+        assert_eq!(
+            from(Some("a\"b\\c\r\nVia: x")),
+            "\"a\\\"b\\\\cVia: x\" <sip:1000@192.0.2.1>;tag=t1"
+        );
+        let long = from(Some(&"王".repeat(100)));
+        assert_eq!(long.matches('王').count(), 64, "{long}");
+        assert!(from_header("10 00>", None, host, "t1").is_none());
     }
 
     #[test]

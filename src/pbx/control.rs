@@ -52,17 +52,8 @@ pub enum ControlRequest {
     RecordStop { phone: String },
     /// Sends DTMF digits to the phone's leg (RFC 4733, or in-band as the leg negotiated).
     SendDtmf { phone: String, digits: String },
-    /// Places a call (spec §4.3 #11): rings extension `a_number`, showing it `a_shows` (and
-    /// `display` as the name); when it answers, rings extension `b_number` showing it
-    /// `b_shows`, and bridges the two. The call's UUID (its first leg's) is `uuid`.
-    Originate {
-        uuid: String,
-        display: String,
-        a_number: String,
-        b_number: String,
-        a_shows: String,
-        b_shows: String,
-    },
+    /// Places a call (spec §4.3 #11).
+    Originate(Originate),
     /// Rings extension `joiner`; when it answers, it joins the answered call of `monitored`
     /// as `mode` says (spec §4.3 #17–19: eavesdrop, whisper, three-way).
     Join {
@@ -82,6 +73,19 @@ pub enum ControlRequest {
     Calls,
     /// Every live registration binding.
     Registrations,
+}
+
+/// What `originate` asks: ring extension `a_number`, showing it `a_shows` (and `display` as
+/// the name); when it answers, ring extension `b_number` showing it `b_shows`, and bridge
+/// the two. The call's UUID (its first leg's) is `uuid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originate {
+    pub uuid: String,
+    pub display: String,
+    pub a_number: String,
+    pub b_number: String,
+    pub a_shows: String,
+    pub b_shows: String,
 }
 
 /// A leg as the API names it.

@@ -43,6 +43,20 @@ pub fn time_condition_holds(base: &BaseConfig, condition: TimeCondition, time: N
 }
 
 /// The route a call to `destination` takes at local time `time`, with its captures.
+/// The longest dial string a number field may hold.
+pub const MAX_DIAL_STRING: usize = 64;
+
+/// Whether `text` is a dial string: 1 to [`MAX_DIAL_STRING`] letters, digits and `* # + . _ -`
+/// (what a blacklist entry, a caller ID or a presented number may be; all of it fits a SIP
+/// URI's user part unescaped).
+pub fn is_dial_string(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= MAX_DIAL_STRING
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+' | b'.' | b'_' | b'-')
+        })
+}
+
 pub fn select_route<'a>(
     snapshot: &'a Snapshot,
     destination: &str,

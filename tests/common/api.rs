@@ -147,3 +147,18 @@ impl Api {
         )
     }
 }
+
+/// Waits (15 s at most) until extension `number`'s call state (`extension_info`) is `state`;
+/// `context` tells what to show if it never is (the phones' logs).
+pub fn until_call_state(api: &Api, number: &str, state: &str, context: &dyn Fn() -> String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let path = format!("/api/extension_info/{number}");
+    while api.get(&path).json()["data"]["CallState"] != state {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{number} never became {state}:\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

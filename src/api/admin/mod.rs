@@ -183,15 +183,12 @@ fn routes<R: Resource>() -> Router<AppState> {
 // The resources' own rules.
 
 fn digits_or_dial_chars(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.len() > 64 {
+    if value.is_empty() || value.len() > crate::pbx::dialplan::MAX_DIAL_STRING {
         return Err(ApiError::bad_request(format!(
             "field {field} must hold 1 to 64 characters"
         )));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '+' | '.' | '_' | '-'))
-    {
+    if !crate::pbx::dialplan::is_dial_string(value) {
         return Err(ApiError::bad_request(format!(
             "field {field} may hold only letters, digits and * # + . _ -"
         )));

@@ -59,16 +59,7 @@ impl Service {
             } => self.api_record_start(&phone, path, min_length),
             ControlRequest::RecordStop { phone } => self.api_record_stop(&phone),
             ControlRequest::SendDtmf { phone, digits } => self.api_send_dtmf(&phone, &digits),
-            ControlRequest::Originate {
-                uuid,
-                display,
-                a_number,
-                b_number,
-                a_shows,
-                b_shows,
-            } => self.api_originate(
-                uuid, &display, &a_number, &b_number, &a_shows, &b_shows, now,
-            ),
+            ControlRequest::Originate(request) => self.api_originate(&request, now),
             ControlRequest::Join {
                 monitored,
                 joiner,

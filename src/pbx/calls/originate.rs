@@ -31,7 +31,7 @@ use crate::media::io::FeedSpec;
 use crate::media::tones::ToneSpec;
 use crate::pbx::agents::{AgentChange, CallState};
 use crate::pbx::causes::HangupCause;
-use crate::pbx::control::{ControlError, ControlReply, JoinMode};
+use crate::pbx::control::{ControlError, ControlReply, JoinMode, Originate};
 use crate::pbx::dialplan::Execution;
 use crate::sip::dialog::DialogId;
 use crate::sip::message::Response;
@@ -69,28 +69,22 @@ pub(in crate::pbx) struct Joined {
     party: Side,
 }
 
-/// What the numbers a caller is shown may hold (they go into a SIP URI's user part).
-fn shown_number_is_valid(number: &str) -> bool {
-    !number.is_empty()
-        && number.len() <= 32
-        && number
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'*' | b'#' | b'.' | b'-'))
-}
-
 impl Service {
     /// The API's `originate`: rings `a_number`, then (when it answers) `b_number`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn api_originate(
         &mut self,
-        uuid: String,
-        display: &str,
-        a_number: &str,
-        b_number: &str,
-        a_shows: &str,
-        b_shows: &str,
+        request: &Originate,
         now: Instant,
     ) -> Result<ControlReply, ControlError> {
+        let Originate {
+            uuid,
+            display,
+            a_number,
+            b_number,
+            a_shows,
+            b_shows,
+        } = request;
+        let (a_number, b_number) = (a_number.as_str(), b_number.as_str());
         let snapshot = self.live.current();
         for (field, number) in [("Callernum", a_number), ("Calleenum", b_number)] {
             if !snapshot.extensions.contains_key(number) {
@@ -108,9 +102,9 @@ impl Service {
             ("B_effective_caller_id_num", a_shows),
             ("A_effective_caller_id_num", b_shows),
         ] {
-            if !shown_number_is_valid(number) {
+            if !crate::pbx::dialplan::is_dial_string(number) {
                 return Err(ControlError::Invalid(format!(
-                    "{field} must be 1 to 32 of 0-9 A-Z a-z + * # . -"
+                    "{field} must be 1 to 64 of 0-9 A-Z a-z * # + . _ -"
                 )));
             }
         }
@@ -126,9 +120,9 @@ impl Service {
             now,
         )?;
         if let Some(call) = self.calls.calls.get_mut(&key) {
-            call.presented = Some(b_shows.to_owned());
+            call.presented = Some(b_shows.clone());
         }
-        Ok(ControlReply::Uuid(uuid))
+        Ok(ControlReply::Uuid(uuid.clone()))
     }
 
     /// The API's `eavesdrop`, `whisper` and `threeway`: rings `joiner`, then (when it
@@ -293,11 +287,7 @@ impl Service {
                 && a_dialog != Some(dialog)
                 && !already_detached
             {
-                if let Some(call) = self.calls.calls.get_mut(&key) {
-                    call.detached.push(dialog);
-                }
-                self.send_ack(dialog, now);
-                self.bye_dialog(dialog, Some(destination), HangupCause::LoseRace, now);
+                self.drop_late_answer(key, dialog, destination, now);
             }
             return;
         }
