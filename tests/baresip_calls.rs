@@ -197,18 +197,21 @@ impl Phone {
             .map(|e| e.path())
             .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
             .unwrap_or_else(|| panic!("no recording; the phone's log:\n{}", self.log()));
-        closed_recording(&path)
+        closed_recording(&path, &|| format!("the phone's log:\n{}", self.log()))
     }
 }
 
-/// The WAV at `path` once its writer has closed it (5 s at most).
-fn closed_recording(path: &Path) -> wav::Audio {
+/// The WAV at `path` once its writer has closed it (5 s at most); `context` tells what went
+/// on when it does not.
+fn closed_recording(path: &Path, context: &dyn Fn() -> String) -> wav::Audio {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let audio = wav::read(&std::fs::read(path).unwrap(), 64 << 20).ok();
         match audio {
             Some(audio) if !audio.samples.is_empty() => return audio,
-            _ if Instant::now() > deadline => panic!("{} stays empty", path.display()),
+            _ if Instant::now() > deadline => {
+                panic!("{} stays empty; {}", path.display(), context())
+            }
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -1113,7 +1116,7 @@ async fn api_eavesdrop_whisper_and_threeway_mix_the_right_audio() {
     recordings.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
     assert_eq!(recordings.len(), 3, "three calls to 1002\n{}", logs());
     for (recording, (endpoint, _, _)) in recordings.iter().zip(&phases) {
-        let audio = closed_recording(recording);
+        let audio = closed_recording(recording, &logs);
         let length = audio.samples.len() as f64 / f64::from(audio.sample_rate);
         for frequency in [600.0, 1400.0] {
             let share = share_between(&audio, frequency, 0.5, length - 0.5);
@@ -1219,6 +1222,9 @@ async fn api_park_bridge_and_bridge_phone_move_real_audio() {
     let cross_end = since.elapsed().as_secs_f64();
     assert_eq!(api.get("/api/hangup/1002").status, 200);
     until_call_state(&api, "1000", "ready", &logs);
+    // Both phones have had the BYE and closed their recordings.
+    until_logged(&a, "session closed", 1, &logs);
+    until_logged(&c, "session closed", 1, &logs);
 
     let heard = a.received();
     // Music on hold is 425 Hz, 0.5 s on (from when it starts), 3.5 s off: some of it, none

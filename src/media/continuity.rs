@@ -161,6 +161,25 @@ impl Rewriter {
         }
     }
 
+    /// Our SSRC.
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// The same stream going on at `clock_rate` (after a move to another thread, perhaps a
+    /// codec change): the next packet, whatever its source, follows our last one.
+    pub fn continued(mut self, clock_rate: u32) -> Rewriter {
+        self.source = None;
+        if clock_rate != self.clock_rate {
+            // Elapsed time cannot be carried into another clock: timestamps start again.
+            if let Some((last_sequence, _, _)) = self.last.take() {
+                self.sequence_offset = last_sequence.wrapping_add(1);
+            }
+            self.clock_rate = clock_rate;
+        }
+        self
+    }
+
     /// Forgets the source: the next packet starts a new mapping even with the same SSRC (a
     /// switch to a prompt and back, a codec change).
     pub fn source_changed(&mut self) {
@@ -296,5 +315,21 @@ mod tests {
         let back = rewriter.rewrite(222, 9, 443, 49 * 20 + 140);
         assert!(back.marker);
         assert_eq!(back.sequence, 1052);
+    }
+
+    #[test]
+    fn a_continued_stream_keeps_its_numbers_and_restarts_time_only_for_a_new_clock() {
+        let mut rewriter = Rewriter::new(0xabc, 500, 8000);
+        let last = rewriter.rewrite(1, 70, 16_000, 1000);
+        let mut same_clock = rewriter.clone().continued(8000);
+        let next = same_clock.rewrite(1, 71, 16_160, 1020);
+        assert!(next.marker, "a new mapping even for the same source");
+        assert_eq!(
+            (next.ssrc, next.sequence, next.timestamp),
+            (0xabc, last.sequence + 1, last.timestamp + 160)
+        );
+        let mut wideband = rewriter.continued(16_000);
+        let next = wideband.rewrite(1, 71, 16_160, 1020);
+        assert_eq!((next.ssrc, next.sequence), (0xabc, last.sequence + 1));
     }
 }

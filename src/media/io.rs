@@ -31,7 +31,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rand::RngExt;
 
 use super::ports::PortPool;
-use super::shard::{AudioSink, Feed, LegConfig, LegCounters, LegId, MediaEvent, Shard};
+use super::shard::{
+    AudioSink, Feed, LegConfig, LegCounters, LegId, MediaEvent, OutgoingStream, Shard,
+};
 
 /// The waker's token; endpoint tokens are `slot × 2` (RTP) and `slot × 2 + 1` (RTCP).
 const WAKE: Token = Token(usize::MAX);
@@ -163,13 +165,12 @@ enum Command {
     /// thread).
     Release {
         id: EndpointId,
-        reply: Sender<Option<(mio::net::UdpSocket, mio::net::UdpSocket)>>,
+        reply: Sender<Option<Released>>,
     },
     /// Takes over an endpoint released by another thread.
     Adopt {
         id: EndpointId,
-        rtp: mio::net::UdpSocket,
-        rtcp: mio::net::UdpSocket,
+        released: Released,
         call: u64,
     },
     /// The endpoint now belongs to `call` (moved within its thread).
@@ -227,6 +228,8 @@ impl MediaEngine {
             settings.threads
         };
         let mut workers = Vec::with_capacity(threads);
+        // One clock for every thread, so a leg's timestamps continue when it moves between them.
+        let epoch = Instant::now();
         for index in 0..threads {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
@@ -246,7 +249,7 @@ impl MediaEngine {
                         &pending,
                         events,
                         &cname,
-                        rtp_timeout_ms,
+                        (epoch, rtp_timeout_ms),
                         &published,
                     )
                 })?;
@@ -452,7 +455,7 @@ impl MediaEngine {
         }
         let (reply, answer) = channel();
         self.send(worker, Command::Release { id, reply });
-        let (rtp, rtcp) = answer
+        let released = answer
             .recv_timeout(Duration::from_secs(2))
             .ok()
             .flatten()
@@ -460,15 +463,7 @@ impl MediaEngine {
         if let Some(entry) = self.endpoints.lock().expect("endpoint table").get_mut(&id) {
             entry.0 = target;
         }
-        self.send(
-            target,
-            Command::Adopt {
-                id,
-                rtp,
-                rtcp,
-                call,
-            },
-        );
+        self.send(target, Command::Adopt { id, released, call });
         Ok(())
     }
 
@@ -497,6 +492,8 @@ struct Slot {
     rtp: mio::net::UdpSocket,
     rtcp: mio::net::UdpSocket,
     leg: Option<LegId>,
+    /// The stream the endpoint sent on its former thread, continued by its next leg.
+    carried: Option<OutgoingStream>,
     /// The call it belongs to, for its events.
     call: u64,
 }
@@ -520,7 +517,7 @@ fn run(
     wake_pending: &std::sync::atomic::AtomicBool,
     events: Sender<EndpointEvent>,
     cname: &str,
-    rtp_timeout_ms: u64,
+    (started, rtp_timeout_ms): (Instant, u64),
     metrics: &MediaMetrics,
 ) {
     let mut thread = Thread {
@@ -531,11 +528,12 @@ fn run(
         by_id: HashMap::new(),
         by_leg: Vec::new(),
         events,
-        started: Instant::now(),
+        started,
     };
     let unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
+        .map_or(0, |since| since.as_millis() as u64)
+        .saturating_sub(started.elapsed().as_millis() as u64);
     thread.shard.set_wallclock(unix_ms);
     thread.shard.set_rtp_timeout(rtp_timeout_ms);
     let mut ready = Events::with_capacity(256);
@@ -678,16 +676,14 @@ impl Thread {
                 rtcp,
                 call,
             } => {
-                let rtp = mio::net::UdpSocket::from_std(rtp);
-                let rtcp = mio::net::UdpSocket::from_std(rtcp);
-                self.adopt(id, rtp, rtcp, call);
+                let released = Released {
+                    rtp: mio::net::UdpSocket::from_std(rtp),
+                    rtcp: mio::net::UdpSocket::from_std(rtcp),
+                    stream: None,
+                };
+                self.adopt(id, released, call);
             }
-            Command::Adopt {
-                id,
-                rtp,
-                rtcp,
-                call,
-            } => self.adopt(id, rtp, rtcp, call),
+            Command::Adopt { id, released, call } => self.adopt(id, released, call),
             Command::Owner { id, call } => {
                 if let Some(slot) = self
                     .by_id
@@ -704,7 +700,11 @@ impl Thread {
                 match self.leg_of(id) {
                     Some(leg) => self.shard.update_leg(leg, *config),
                     None => {
-                        let leg = self.shard.add_leg(*config);
+                        let carried = self.slots[index].as_mut().and_then(|s| s.carried.take());
+                        let leg = match carried {
+                            Some(stream) => self.shard.add_leg_continuing(*config, stream),
+                            None => self.shard.add_leg(*config),
+                        };
                         let position = leg.0 as usize;
                         if self.by_leg.len() <= position {
                             self.by_leg.resize(position + 1, None);
@@ -798,13 +798,12 @@ impl Thread {
 
 impl Thread {
     /// Polls an endpoint's sockets on this thread.
-    fn adopt(
-        &mut self,
-        id: EndpointId,
-        mut rtp: mio::net::UdpSocket,
-        mut rtcp: mio::net::UdpSocket,
-        call: u64,
-    ) {
+    fn adopt(&mut self, id: EndpointId, released: Released, call: u64) {
+        let Released {
+            mut rtp,
+            mut rtcp,
+            stream,
+        } = released;
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -824,17 +823,15 @@ impl Thread {
             rtp,
             rtcp,
             leg: None,
+            carried: stream,
             call,
         });
         self.by_id.insert(id, index);
     }
 
     /// Takes an endpoint out of this thread: its leg leaves the shard, its sockets leave the
-    /// poll and are returned.
-    fn remove_endpoint(
-        &mut self,
-        id: EndpointId,
-    ) -> Option<(mio::net::UdpSocket, mio::net::UdpSocket)> {
+    /// poll and are returned with the stream it was sending.
+    fn remove_endpoint(&mut self, id: EndpointId) -> Option<Released> {
         let index = self.by_id.remove(&id)?;
         let slot = self.slots[index].take();
         self.free.push(index);
@@ -842,14 +839,27 @@ impl Thread {
         let registry = self.poll.registry();
         let _ = registry.deregister(&mut slot.rtp);
         let _ = registry.deregister(&mut slot.rtcp);
+        let mut stream = slot.carried;
         if let Some(leg) = slot.leg {
-            self.shard.remove_leg(leg);
+            stream = self.shard.remove_leg(leg);
             if let Some(entry) = self.by_leg.get_mut(leg.0 as usize) {
                 *entry = None;
             }
         }
-        Some((slot.rtp, slot.rtcp))
+        Some(Released {
+            rtp: slot.rtp,
+            rtcp: slot.rtcp,
+            stream,
+        })
     }
+}
+
+/// An endpoint handed from one media thread to another: its sockets, and the RTP stream it
+/// sent (its SSRC, sequence numbers and timestamps go on, so the peer sees one stream).
+struct Released {
+    rtp: mio::net::UdpSocket,
+    rtcp: mio::net::UdpSocket,
+    stream: Option<OutgoingStream>,
 }
 
 #[cfg(test)]

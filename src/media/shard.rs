@@ -430,6 +430,14 @@ struct EncodePath {
     sequence: u16,
 }
 
+/// What a leg was sending, to be continued by the leg its endpoint gets on another shard.
+#[derive(Debug, Clone)]
+pub struct OutgoingStream {
+    rewriter: Rewriter,
+    event_sequence: u16,
+    last_sent: Option<(u32, u64)>,
+}
+
 /// An RFC 4733 event being sent on a leg.
 struct OutgoingEvent {
     code: u8,
@@ -595,9 +603,12 @@ impl Shard {
     }
 
     /// Removes a leg; a leg fed by it falls silent.
-    pub fn remove_leg(&mut self, id: LegId) {
-        let Some(leg) = self.leg(id) else {
-            return;
+    pub fn remove_leg(&mut self, id: LegId) -> Option<OutgoingStream> {
+        let leg = self.leg(id)?;
+        let stream = OutgoingStream {
+            rewriter: leg.rewriter.clone(),
+            event_sequence: leg.event_sequence,
+            last_sent: leg.last_sent,
         };
         let counters = leg.counters;
         self.retired.add(&counters);
@@ -621,6 +632,23 @@ impl Shard {
                 mix.sources.retain(|s| s.leg != id);
             }
         }
+        Some(stream)
+    }
+
+    /// Adds a leg that goes on with `stream`, what a removed leg sent (its endpoint moved here
+    /// from another shard): same SSRC, the next sequence number and timestamp, so the peer
+    /// sees one stream (receivers' jitter buffers drop a new stream whose numbers start
+    /// behind the old one's).
+    pub fn add_leg_continuing(&mut self, mut config: LegConfig, stream: OutgoingStream) -> LegId {
+        config.ssrc = stream.rewriter.ssrc();
+        let rewriter = stream.rewriter.continued(config.codec.clock_rate);
+        let id = self.add_leg(config);
+        if let Some(leg) = self.leg_mut(id) {
+            leg.rewriter = rewriter;
+            leg.event_sequence = stream.event_sequence;
+            leg.last_sent = stream.last_sent;
+        }
+        id
     }
 
     /// `target`'s feed no longer reads its source leg or legs (if it did).

@@ -531,6 +531,49 @@ fn removing_a_leg_silences_the_legs_it_fed() {
 /// Two PCMU legs bridged pass-through, a G.722 leg (16 kHz) hearing both through a mix: the
 /// bridge stays bit-exact, the mix carries both tones; removing a source leaves the other.
 #[test]
+fn a_leg_moved_to_another_shard_goes_on_with_the_same_stream() {
+    // 1002's leg is bridged to 1003 on one shard, then moves to another shard where it is
+    // bridged to 1000: 1002 must see one stream (same SSRC, the next sequence number, the
+    // timestamp advanced by the time between), not a new one starting anywhere.
+    let mut first = Shard::new("rswitch@test");
+    let moved = first.add_leg(config(codec("PCMU", 0, 8000), 4000, 0x1002));
+    let old_partner = first.add_leg(config(codec("PCMU", 0, 8000), 5000, 0x1003));
+    bridge(&mut first, moved, old_partner);
+    let mut last = None;
+    for i in 0..10u16 {
+        let datagram = packet(0, 20_000 + i, 160 * u32::from(i), 0x77, &[0xff; 160]);
+        first.handle_datagram(old_partner, addr(5000), &datagram, false, 20 * u64::from(i));
+        for (_, bytes) in sent(&mut first, moved) {
+            last = Some(RtpPacket::parse(&bytes).unwrap().header);
+        }
+    }
+    let last = last.expect("1002 was sent 1003's audio");
+    let stream = first.remove_leg(moved).expect("the leg's stream");
+
+    let mut second = Shard::new("rswitch@test");
+    // Its new configuration carries a fresh SSRC and first sequence number: both ignored.
+    let mut fresh = config(codec("PCMU", 0, 8000), 4000, 0x9999);
+    fresh.first_sequence = last.sequence.wrapping_sub(5000);
+    let moved = second.add_leg_continuing(fresh, stream);
+    let new_partner = second.add_leg(config(codec("PCMU", 0, 8000), 6000, 0x1000));
+    bridge(&mut second, moved, new_partner);
+    // 1000's stream numbers are far behind 1003's; 100 ms passed meanwhile.
+    let datagram = packet(0, 3, 999, 0x55, &[0xff; 160]);
+    second.handle_datagram(new_partner, addr(6000), &datagram, false, 20 * 9 + 100);
+    let out = sent(&mut second, moved);
+    assert_eq!(out.len(), 1);
+    let next = RtpPacket::parse(&out[0].1).unwrap().header;
+    assert_eq!(next.ssrc, last.ssrc, "the same stream");
+    assert_eq!(next.sequence, last.sequence.wrapping_add(1));
+    assert_eq!(
+        next.timestamp,
+        last.timestamp.wrapping_add(800),
+        "100 ms later"
+    );
+    assert!(next.marker, "a new talk spurt");
+}
+
+#[test]
 fn a_mix_hears_both_parties_of_a_pass_through_bridge() {
     let mut shard = Shard::new("rswitch@test");
     let a = shard.add_leg(config(codec("PCMU", 0, 8000), 4000, 1));
