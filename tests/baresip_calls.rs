@@ -1261,3 +1261,107 @@ async fn api_park_bridge_and_bridge_phone_move_real_audio() {
         logs()
     );
 }
+
+/// An API hold lasts until the API's unhold, whatever the other party does meanwhile: 1001
+/// is held by the API, then 1000 puts the call on hold and resumes it from its own phone.
+/// Until `unhold`, 1001 is sent nothing and 1000 hears music on hold; after it, each is
+/// sent the other's audio again.
+///
+/// The platform's RTP counters of each leg (`/api/v1/calls/{uuid}`) tell what each phone is
+/// sent: baresip records nothing more once a re-INVITE has put it on hold, so its recording
+/// cannot tell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_hold_outlasts_the_other_partys_own_hold_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, server_log, listeners, api) = api_server(path).await;
+    let sip = listeners["sip_udp"].clone();
+    let (a, b, _db) = pcmu_phones(path, &sip).await;
+    let logs = || {
+        format!(
+            "1000:\n{}\n1001:\n{}\nrswitch:\n{}",
+            a.log(),
+            b.log(),
+            server_log.lock().unwrap().drain()
+        )
+    };
+    a.command("dial", &format!("sip:1001@{sip}"));
+    until_call_state(&api, "1001", "talking", &logs);
+    let caller_uuid = api.get("/api/get_phone_uuid/1000").json()["data"]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let call = || api.get(&format!("/api/v1/calls/{caller_uuid}")).json()["data"].clone();
+    // Waits until the caller's leg shows `held` (its own hold, by its re-INVITE).
+    let until_caller_held = |held: bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let call = call();
+            if call["legs"][0]["held"] == held {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "1000's leg never became held={held}: {call}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // The packets sent to 1000 and to 1001 during 2 s.
+    let sent_during_2s = || {
+        let sent = |call: &serde_json::Value, leg: usize| {
+            call["legs"][leg]["rtp"]["packets_sent"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no RTP counters: {call}"))
+        };
+        let before = call();
+        std::thread::sleep(Duration::from_secs(2));
+        let after = call();
+        (
+            sent(&after, 0) - sent(&before, 0),
+            sent(&after, 1) - sent(&before, 1),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (to_1000, to_1001) = sent_during_2s();
+    assert!(
+        to_1000 > 80 && to_1001 > 80,
+        "talking: {to_1000} and {to_1001} packets in 2 s"
+    );
+
+    let hold = api.get("/api/hold/1001");
+    assert_eq!(hold.status, 200, "{}", hold.body);
+    a.command("hold", "");
+    until_caller_held(true);
+    a.command("resume", "");
+    until_caller_held(false);
+    let (to_1000, to_1001) = sent_during_2s();
+    assert!(
+        to_1000 > 80 && to_1001 <= 2,
+        "1001 still held by the API after 1000's resume: 1000 is sent music ({to_1000} \
+         packets in 2 s), 1001 nothing ({to_1001})\n{}",
+        logs()
+    );
+
+    // The unhold waits for the hold's re-INVITE to 1001 to be over.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let unhold = loop {
+        let answer = api.get("/api/unhold/1001");
+        if !(answer.status == 409 && answer.body.contains("in progress"))
+            || Instant::now() > deadline
+        {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(unhold.status, 200, "{}\n{}", unhold.body, logs());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (to_1000, to_1001) = sent_during_2s();
+    assert!(
+        to_1000 > 80 && to_1001 > 80,
+        "after the unhold: {to_1000} and {to_1001} packets in 2 s\n{}",
+        logs()
+    );
+    assert_eq!(api.get("/api/hangup/1000").status, 200);
+}

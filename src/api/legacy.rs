@@ -231,7 +231,10 @@ async fn command(state: &AppState, request: ControlRequest) -> Result<Response, 
         ControlReply::Recording(path) => {
             Ok(ok(json!({ "path": path.display().to_string() })).into_response())
         }
-        ControlReply::Extensions(_) | ControlReply::Calls(_) | ControlReply::Registrations(_) => {
+        ControlReply::Extensions(_)
+        | ControlReply::Calls(_)
+        | ControlReply::Call(_)
+        | ControlReply::Registrations(_) => {
             Err(ApiError::internal("a call command", "unexpected reply"))
         }
     }

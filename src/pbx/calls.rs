@@ -117,6 +117,35 @@ enum Stage {
     Ended,
 }
 
+/// Which sides of a call hold it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Holds {
+    caller: bool,
+    callee: bool,
+}
+
+impl Holds {
+    fn by(self, side: Side) -> bool {
+        match side {
+            Side::Caller => self.caller,
+            Side::Callee => self.callee,
+        }
+    }
+
+    /// Sets whether `side` holds; returns whether it did.
+    fn set(&mut self, side: Side, holds: bool) -> bool {
+        let flag = match side {
+            Side::Caller => &mut self.caller,
+            Side::Callee => &mut self.callee,
+        };
+        std::mem::replace(flag, holds)
+    }
+
+    fn any(self) -> bool {
+        self.caller || self.callee
+    }
+}
+
 pub(crate) struct Call {
     uuid: String,
     bleg_uuid: String,
@@ -167,9 +196,9 @@ pub(crate) struct Call {
     /// The `record` action's file.
     recording: Option<super::actions::ActiveRecording>,
     recording_path: String,
-    /// Which side holds the other (the side that sent sendonly/inactive, or the side we
-    /// hold on the API's request).
-    held_by: Option<Side>,
+    /// The sides that hold the call: each that sent sendonly/inactive, or that we hold on
+    /// the API's request. Both may hold at once.
+    holding: Holds,
     /// The side we hold (API `hold`): our offers to it say sendonly until `unhold`.
     held_by_us: Option<Side>,
     /// The side an API playback plays to (its party is heard again when it ends).
@@ -263,7 +292,7 @@ impl Call {
             b_offer: None,
             b_agreed: None,
             b_origin: OriginState::new(rand::random::<u32>().into()),
-            held_by: None,
+            holding: Holds::default(),
             held_by_us: None,
             api_playback: None,
             b_destination: None,
@@ -1556,7 +1585,8 @@ impl Service {
                 if let Some(call) = self.calls.calls.get(&key)
                     && let (Some(a), Some(b)) = (call.a_endpoint, call.b_endpoint)
                     && side == Side::Caller
-                    && call.held_by.is_none()
+                    && !call.holding.by(Side::Callee)
+                    && call.held_by_us != Some(Side::Caller)
                 {
                     let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
                 }
@@ -1569,7 +1599,8 @@ impl Service {
     }
 
     /// A leg agreed new media: reconfigure its endpoint; while it holds (sends nothing), the
-    /// other side hears music on hold, and hears it again when it resumes.
+    /// other side hears music on hold, and hears it again when it resumes (what the other
+    /// side hears is [`Self::resting_feed`], unless the API plays to it).
     fn apply_leg_media(&mut self, key: CallKey, side: Side, agreed: AgreedAudio) {
         let Some(call) = self.calls.calls.get_mut(&key) else {
             return;
@@ -1583,36 +1614,22 @@ impl Service {
             Side::Caller => call.a_agreed = Some(agreed.clone()),
             Side::Callee => call.b_agreed = Some(agreed.clone()),
         }
-        let other = call.endpoint(side.other());
-        let parked = call.parked;
-        let was_held_by = call.held_by;
-        call.held_by = if holding {
-            Some(side)
-        } else if was_held_by == Some(side) {
-            None
-        } else {
-            was_held_by
-        };
+        let other = call
+            .endpoint(side.other())
+            .filter(|_| call.api_playback != Some(side.other()));
+        let was_holding = call.holding.set(side, holding);
         let uuid = call.uuid.clone();
-        if holding && was_held_by != Some(side) {
+        if holding && !was_holding {
+            tracing::info!(%uuid, by = ?side, "hold: music on hold to the other side");
             self.publish(key, side, EventCode::Hold, "");
-        } else if !holding && was_held_by == Some(side) {
+        } else if !holding && was_holding {
+            tracing::info!(%uuid, by = ?side, "unhold");
             self.publish(key, side, EventCode::Unhold, "");
         }
         self.media
             .configure(endpoint.id, leg_config(&agreed, rand::random()));
         if let Some(other) = other {
-            let feed = if holding {
-                tracing::info!(%uuid, by = ?side, "hold: music on hold to the other side");
-                FeedSpec::Tone(music_on_hold())
-            } else if parked {
-                FeedSpec::Tone(music_on_hold())
-            } else {
-                if was_held_by == Some(side) {
-                    tracing::info!(%uuid, by = ?side, "unhold");
-                }
-                FeedSpec::Endpoint(endpoint.id)
-            };
+            let feed = self.resting_feed(key, side.other());
             if let Err(error) = self.media.set_feed(other.id, feed) {
                 tracing::warn!(%uuid, %error, "media change refused");
             }
@@ -2312,7 +2329,7 @@ impl Service {
             }
             MediaEvent::RtpTimeout { .. } => {
                 let Some(side) = side else { return };
-                if call.stage != Stage::Bridged || call.held_by.is_some() {
+                if call.stage != Stage::Bridged || call.holding.any() {
                     return;
                 }
                 tracing::info!(
@@ -2731,7 +2748,7 @@ impl Service {
             self.calls.deadlines.push(Reverse((timer.due, key)));
         }
         let call = self.calls.calls.get_mut(&key).expect("looked up above");
-        call.held_by = None;
+        call.holding.set(Side::Callee, false);
         call.deadline = None;
         // A leg from another call (attended) already had its CALLOUT and ANSWER there; a
         // blind transfer's target or a replacing party is a new leg.
@@ -3041,7 +3058,7 @@ impl Service {
         call.a_agreed = Some(moved.agreed);
         call.a_origin = moved.origin;
         call.a_session = moved.session;
-        call.held_by = None;
+        call.holding.set(Side::Caller, false);
         call.deadline = None;
         tracing::info!(uuid = %call.uuid, by = %moved.number, "the caller's place is taken");
         self.calls.by_dialog.insert(moved.dialog, key);
@@ -3237,14 +3254,14 @@ impl Service {
         };
         call.waiting_playback = None;
         call.deadline = None;
-        let (Some(a), Some(b), held) = (call.a_endpoint, call.b_endpoint, call.held_by) else {
+        let (Some(a), Some(b), holding) = (call.a_endpoint, call.b_endpoint, call.holding) else {
             return;
         };
         // A hold during the announcement keeps its music on hold.
-        if held != Some(Side::Callee) {
+        if !holding.by(Side::Callee) {
             let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
         }
-        if held != Some(Side::Caller) {
+        if !holding.by(Side::Caller) {
             let _ = self.media.set_feed(b.id, FeedSpec::Endpoint(a.id));
         }
         self.publish(key, Side::Caller, EventCode::PlayStop, "");

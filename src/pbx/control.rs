@@ -71,6 +71,8 @@ pub enum ControlRequest {
     Bridge { a: LegName, b: LegName },
     /// Every call in progress.
     Calls,
+    /// The call in progress of which `uuid` names a leg, with its RTP counters.
+    Call { uuid: String },
     /// Every live registration binding.
     Registrations,
 }
@@ -127,6 +129,8 @@ pub enum ControlReply {
     Recording(std::path::PathBuf),
     /// For [`ControlRequest::Calls`], oldest first.
     Calls(Vec<CallView>),
+    /// For [`ControlRequest::Call`], with the legs' RTP counters.
+    Call(Box<CallView>),
     /// For [`ControlRequest::Registrations`].
     Registrations(Vec<crate::store::Registration>),
 }
@@ -165,6 +169,24 @@ pub struct LegView {
     /// Whether this party is on hold (its phone put the call on hold, or the API held it);
     /// the other party hears music meanwhile.
     pub held: bool,
+    /// Its RTP counters so far; in the view of one call only (`/api/v1/calls/{uuid}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtp: Option<RtpView>,
+}
+
+/// A leg's RTP counters since its media started (on this leg's endpoint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RtpView {
+    /// RTP packets received from the party.
+    pub packets_received: u64,
+    /// RTP packets sent to the party (its partner's audio, prompts, music on hold; nothing
+    /// while the platform holds it).
+    pub packets_sent: u64,
+    pub octets_sent: u64,
+    /// Frames concealed for packets lost or late.
+    pub concealed: u64,
+    /// Packets from an address other than the party's (dropped).
+    pub rejected_source: u64,
 }
 
 /// What the service knows of an extension at run time.

@@ -148,13 +148,11 @@ async fn calls(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 async fn call(State(state): State<AppState>, uri: axum::http::Uri) -> Result<Response, ApiError> {
-    let uuid = uri.path().rsplit('/').next().unwrap_or_default().trim();
-    all_calls(&state)
-        .await?
-        .into_iter()
-        .find(|c| c.uuid == uuid || (!c.bleg_uuid.is_empty() && c.bleg_uuid == uuid))
-        .map(|c| ok(c).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no call in progress has the uuid {uuid:?}")))
+    let uuid = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    match state.control.request(ControlRequest::Call { uuid }).await? {
+        ControlReply::Call(call) => Ok(ok(*call).into_response()),
+        _ => Err(ApiError::internal("call", "unexpected reply")),
+    }
 }
 
 async fn agents(State(state): State<AppState>) -> Response {

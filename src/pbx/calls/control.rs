@@ -10,11 +10,11 @@
 
 use std::time::Instant;
 
-use super::{CallKey, FeedSpec, Service, Side, Stage, music_on_hold};
+use super::{Call, CallKey, FeedSpec, Service, Side, Stage, music_on_hold};
 use crate::events::EventCode;
 use crate::pbx::causes::HangupCause;
 use crate::pbx::control::{
-    CallView, ControlError, ControlReply, ControlRequest, ExtensionView, LegView,
+    CallView, ControlError, ControlReply, ControlRequest, ExtensionView, LegView, RtpView,
 };
 
 /// How long each digit of `senddtmf` lasts.
@@ -69,6 +69,9 @@ impl Service {
             ControlRequest::Park { phone } => self.api_park(&phone),
             ControlRequest::Bridge { a, b } => self.api_bridge(&a, &b, now),
             ControlRequest::Calls => Ok(ControlReply::Calls(self.call_views())),
+            ControlRequest::Call { uuid } => {
+                Ok(ControlReply::Call(Box::new(self.call_view(&uuid)?)))
+            }
             ControlRequest::Registrations => {
                 let now = crate::clock::now_utc();
                 Ok(ControlReply::Registrations(
@@ -93,53 +96,92 @@ impl Service {
         calls.sort_by_key(|(key, call)| (call.start, **key));
         calls
             .into_iter()
-            .map(|(_, call)| {
-                let leg = |side: Side| {
-                    let (uuid, agreed) = match side {
-                        Side::Caller => (&call.uuid, call.a_agreed.as_ref()),
-                        Side::Callee => (&call.bleg_uuid, call.b_agreed.as_ref()),
-                    };
-                    LegView {
-                        side: match side {
-                            Side::Caller => "caller",
-                            Side::Callee => "callee",
-                        }
-                        .to_owned(),
-                        uuid: uuid.clone(),
-                        codec: agreed
-                            .map(|a| format!("{}/{}", a.codec.encoding, a.codec.clock_rate))
-                            .unwrap_or_default(),
-                        remote_media: agreed
-                            .and_then(|a| a.remote)
-                            .map(|r| r.to_string())
-                            .unwrap_or_default(),
-                        held: call.held_by == Some(side) || call.held_by_us == Some(side),
-                    }
-                };
-                let mut legs = vec![leg(Side::Caller)];
-                if !call.bleg_uuid.is_empty() {
-                    legs.push(leg(Side::Callee));
-                }
-                CallView {
-                    uuid: call.uuid.clone(),
-                    bleg_uuid: call.bleg_uuid.clone(),
-                    caller: call.caller.clone(),
-                    destination: call.destination.clone(),
-                    callee: call.b_number.clone(),
-                    state: match call.stage {
-                        Stage::Routing => "routing",
-                        Stage::Calling | Stage::Ringing => "ringing",
-                        Stage::Bridged => "answered",
-                        Stage::Ended => "ending",
-                    }
-                    .to_owned(),
-                    start: call.start,
-                    answered_at: call.answer_stamp,
-                    legs,
-                    recording: call.recording.is_some(),
-                }
-            })
+            .map(|(_, call)| Self::view_of(call))
             .collect()
+    }
+
+    /// The call in progress of which `uuid` names a leg, with each leg's RTP counters.
+    fn call_view(&self, uuid: &str) -> Result<CallView, ControlError> {
+        let uuid = uuid.trim();
+        let call = self
+            .calls
+            .calls
+            .values()
+            .filter(|call| call.stage != Stage::Ended)
+            .find(|call| {
+                call.uuid == uuid || (!call.bleg_uuid.is_empty() && call.bleg_uuid == uuid)
+            })
+            .ok_or_else(|| {
+                ControlError::NotFound(format!("no call in progress has the uuid {uuid:?}"))
+            })?;
+        let mut view = Self::view_of(call);
+        for leg in &mut view.legs {
+            let side = if leg.side == "caller" {
+                Side::Caller
+            } else {
+                Side::Callee
+            };
+            leg.rtp = call
+                .endpoint(side)
+                .and_then(|endpoint| self.media.counters(endpoint.id))
+                .map(|counters| RtpView {
+                    packets_received: counters.packets_in,
+                    packets_sent: counters.packets_out,
+                    octets_sent: counters.octets_out,
+                    concealed: counters.concealed,
+                    rejected_source: counters.rejected_source,
+                });
+        }
+        Ok(view)
+    }
+
+    /// How the admin API shows `call` (without RTP counters).
+    fn view_of(call: &Call) -> CallView {
+        let leg = |side: Side| {
+            let (uuid, agreed) = match side {
+                Side::Caller => (&call.uuid, call.a_agreed.as_ref()),
+                Side::Callee => (&call.bleg_uuid, call.b_agreed.as_ref()),
+            };
+            LegView {
+                side: match side {
+                    Side::Caller => "caller",
+                    Side::Callee => "callee",
+                }
+                .to_owned(),
+                uuid: uuid.clone(),
+                codec: agreed
+                    .map(|a| format!("{}/{}", a.codec.encoding, a.codec.clock_rate))
+                    .unwrap_or_default(),
+                remote_media: agreed
+                    .and_then(|a| a.remote)
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+                held: call.holding.by(side) || call.held_by_us == Some(side),
+                rtp: None,
+            }
+        };
+        let mut legs = vec![leg(Side::Caller)];
+        if !call.bleg_uuid.is_empty() {
+            legs.push(leg(Side::Callee));
+        }
+        CallView {
+            uuid: call.uuid.clone(),
+            bleg_uuid: call.bleg_uuid.clone(),
+            caller: call.caller.clone(),
+            destination: call.destination.clone(),
+            callee: call.b_number.clone(),
+            state: match call.stage {
+                Stage::Routing => "routing",
+                Stage::Calling | Stage::Ringing => "ringing",
+                Stage::Bridged => "answered",
+                Stage::Ended => "ending",
+            }
+            .to_owned(),
+            start: call.start,
+            answered_at: call.answer_stamp,
+            legs,
+            recording: call.recording.is_some(),
+        }
     }
 
     /// The newest call in which `phone` is a party, and its side.
@@ -223,7 +265,7 @@ impl Service {
         let Some(call) = self.calls.calls.get(&key) else {
             return FeedSpec::Silence;
         };
-        if call.held_by == Some(side.other()) || (call.parked && call.stage == Stage::Bridged) {
+        if call.holding.by(side.other()) || (call.parked && call.stage == Stage::Bridged) {
             return FeedSpec::Tone(music_on_hold());
         }
         if call.held_by_us == Some(side) || call.stage != Stage::Bridged {
@@ -289,7 +331,7 @@ impl Service {
         }
         self.reinvite_holding(key, side, true, phone, now)?;
         let call = self.calls.calls.get_mut(&key).expect("found above");
-        let was_held_by = call.held_by.replace(side);
+        let was_holding = call.holding.set(side, true);
         let (Some(held), Some(other)) = (call.endpoint(side), call.endpoint(side.other())) else {
             unreachable!("a joined call has both endpoints");
         };
@@ -301,7 +343,7 @@ impl Service {
         {
             tracing::warn!(%uuid, %error, "music on hold refused");
         }
-        if was_held_by != Some(side) {
+        if !was_holding {
             self.publish(key, side, EventCode::Hold, "");
         }
         tracing::info!(%uuid, leg = ?side, "held on the API's request");
@@ -317,10 +359,7 @@ impl Service {
         }
         self.reinvite_holding(key, side, false, phone, now)?;
         let call = self.calls.calls.get_mut(&key).expect("found above");
-        let unheld = call.held_by == Some(side);
-        if unheld {
-            call.held_by = None;
-        }
+        let unheld = call.holding.set(side, false);
         let (Some(held), Some(other)) = (call.endpoint(side), call.endpoint(side.other())) else {
             unreachable!("a joined call has both endpoints");
         };
