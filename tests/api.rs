@@ -490,6 +490,30 @@ async fn the_event_stream_carries_call_events_and_agent_changes() {
     }
 }
 
+/// `originate`'s `Callername` reaches the phone rung first as the display name of its
+/// From, quoted with the quote inside escaped, before the number it was told to show
+/// (`B_effective_caller_id_num`); SIPp checks the INVITE and refuses the call.
+#[test]
+fn originate_shows_the_callers_name_quoted_to_the_phone_rung_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "");
+    let target = listeners["sip_udp"].clone();
+    let api = Api::login(&listeners["http"], "admin", PASSWORD);
+    let phone = waiting_phone(path, &target, "1000", "uas_originated", "1001");
+    let body = serde_json::json!({
+        "Callername": "Desk \"7\"", "Callernum": "1000", "Calleenum": "1001",
+        "B_effective_caller_id_num": "4008"
+    });
+    let started = api.post("/api/originate", &body.to_string());
+    assert_eq!(started.status, 200, "{}", started.body);
+    assert!(
+        finished_ok(phone),
+        "1000's INVITE did not show the name quoted, then <sip:4008@…>: {}",
+        errors_of(path)
+    );
+}
+
 /// `intercept`: 1000 calls 1001, which rings; 1002 picks it up through the API. 1001 gets
 /// CANCEL, 1002 rings and answers, and the caller talks with it until the API hangs up.
 #[test]
