@@ -308,6 +308,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         crate::api::auth::LoginLimiter::default(),
     ));
     auth.load_users(&store).await?;
+    tokio::spawn(crate::api::auth::keep_users_fresh(
+        auth.clone(),
+        store.clone(),
+        stop_rx.clone(),
+    ));
     let state = AppState {
         store: store.clone(),
         live: live.clone(),

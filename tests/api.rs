@@ -490,6 +490,49 @@ async fn the_event_stream_carries_call_events_and_agent_changes() {
     }
 }
 
+/// A password reset by the command line, next to the running server (the same database),
+/// voids the administrator's older tokens within seconds; the new password logs in.
+#[test]
+fn a_password_reset_from_the_command_line_voids_older_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    let (_server, _logs, listeners) = api_server(path, "");
+    let addr = &listeners["http"];
+    let api = Api::login(addr, "admin", PASSWORD);
+    assert_eq!(api.get("/api/get_uuid").status, 200);
+
+    let out = rswitch_command(path)
+        .args([
+            "admin",
+            "reset-password",
+            "--password",
+            "a-new-long-password",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = api.get("/api/get_uuid");
+        if answer.status == 401 {
+            assert!(answer.body.contains("revoked"), "{}", answer.body);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old token still counts 20 s after the reset: {}",
+            answer.body
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let again = Api::login(addr, "admin", "a-new-long-password");
+    assert_eq!(again.get("/api/get_uuid").status, 200);
+}
+
 /// `originate`'s `Callername` reaches the phone rung first as the display name of its
 /// From, quoted with the quote inside escaped, before the number it was told to show
 /// (`B_effective_caller_id_num`); SIPp checks the INVITE and refuses the call.

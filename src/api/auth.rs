@@ -8,8 +8,8 @@
 //!   the signature is compared in constant time.
 //! - A token counts only while its administrator exists with the password it was issued
 //!   under: a password change or a removal through the API voids older tokens at once. A
-//!   change made outside this server (the `admin reset-password` command) takes effect at
-//!   the next start, or when that administrator next logs in here.
+//!   change made outside this server (the `admin reset-password` command) takes effect
+//!   within [`USERS_REFRESH`], when the server reads the administrators again.
 //! - The scheme is matched ignoring case, with any whitespace before the token. Without the
 //!   header, a `token` query parameter is taken (browsers can not set headers on WebSockets;
 //!   JWTs need no URL escaping).
@@ -49,6 +49,39 @@ use crate::store::{AdminUser, ListQuery, StoreError};
 pub const TOKEN_KEY_FILE: &str = "api-token-key";
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// How often the administrators are read again from the database, to learn of password
+/// changes and removals made outside this server.
+pub const USERS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Reads the administrators again every [`USERS_REFRESH`] until `stop` turns true. A
+/// database that can not be read is said once, and the versions known stay in force.
+pub async fn keep_users_fresh(
+    auth: std::sync::Arc<Auth>,
+    store: crate::store::Store,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    #![allow(clippy::disallowed_methods)] // a driver: reads the clock
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(USERS_REFRESH) => {}
+        }
+        match auth.refresh_users(&store, crate::clock::now_utc()).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("the administrators can be read again");
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "the administrators can not be read again; password changes made elsewhere wait");
+            }
+            Err(_) => {}
+        }
+    }
+}
 
 /// The claims of our tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +370,33 @@ impl Auth {
         map.clear();
         for user in users {
             map.insert(user.username.clone(), password_version(&user));
+        }
+        Ok(())
+    }
+
+    /// Learns again from the database what changed outside this server (`rswitch admin
+    /// reset-password`, another administrator tool): newer password versions, and the
+    /// administrators no longer there. Versions only move forward, as in
+    /// [`Auth::password_set`]; `now` voids the tokens of administrators removed.
+    ///
+    /// # Errors
+    /// The database can not be read (nothing changes).
+    pub async fn refresh_users(
+        &self,
+        store: &crate::store::Store,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let users = store.all::<AdminUser>().await?;
+        let mut map = self.password_versions.lock().expect("password versions");
+        for (name, version) in map.iter_mut() {
+            if !users.iter().any(|u| u.username == *name) {
+                *version = (*version).max(now.timestamp_micros());
+            }
+        }
+        for user in users {
+            let version = password_version(&user);
+            let entry = map.entry(user.username.clone()).or_insert(version);
+            *entry = (*entry).max(version);
         }
         Ok(())
     }
