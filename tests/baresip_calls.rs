@@ -907,14 +907,7 @@ async fn api_originate_rings_a_then_b_and_they_talk() {
     let (_server, server_log, listeners, api) = api_server(path).await;
     let sip = listeners["sip_udp"].clone();
     let (caller, callee, db) = pcmu_phones(path, &sip).await;
-    let logs = || {
-        format!(
-            "1000:\n{}\n1001:\n{}\nrswitch:\n{}",
-            caller.log(),
-            callee.log(),
-            server_log.lock().unwrap().drain()
-        )
-    };
+    let logs = || logs_of(&[("1000", &caller), ("1001", &callee)], &server_log);
 
     let job = api.get("/api/get_uuid").json()["data"]["uuid"]
         .as_str()
@@ -1004,6 +997,16 @@ async fn api_originate_rings_a_then_b_and_they_talk() {
     assert_eq!(shown.status, 400, "{}", shown.body);
 }
 
+/// What went on, for a failed assertion: each phone's log under its number, then the
+/// server's lines not shown yet.
+fn logs_of(phones: &[(&str, &Phone)], server_log: &std::sync::Mutex<LogReader>) -> String {
+    let mut text = String::new();
+    for (number, phone) in phones {
+        text += &format!("{number}:\n{}\n", phone.log());
+    }
+    text + "rswitch:\n" + &server_log.lock().unwrap().drain()
+}
+
 /// Waits (15 s at most) until `phone`'s log holds `text` `times` times.
 fn until_logged(phone: &Phone, text: &str, times: usize, context: &dyn Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -1047,12 +1050,9 @@ async fn api_eavesdrop_whisper_and_threeway_mix_the_right_audio() {
     let supervisor = tone_phone(path, &sip, "1002", 2200.0);
     wait_registered(&db, &[("1002", &supervisor)]).await;
     let logs = || {
-        format!(
-            "1000:\n{}\n1001:\n{}\n1002:\n{}\nrswitch:\n{}",
-            a.log(),
-            b.log(),
-            supervisor.log(),
-            server_log.lock().unwrap().drain()
+        logs_of(
+            &[("1000", &a), ("1001", &b), ("1002", &supervisor)],
+            &server_log,
         )
     };
     let none = api.post(
@@ -1169,13 +1169,9 @@ async fn api_park_bridge_and_bridge_phone_move_real_audio() {
     let d = tone_phone(path, &sip, "1003", 1000.0);
     wait_registered(&db, &[("1002", &c), ("1003", &d)]).await;
     let logs = || {
-        format!(
-            "1000:\n{}\n1001:\n{}\n1002:\n{}\n1003:\n{}\nrswitch:\n{}",
-            a.log(),
-            b.log(),
-            c.log(),
-            d.log(),
-            server_log.lock().unwrap().drain()
+        logs_of(
+            &[("1000", &a), ("1001", &b), ("1002", &c), ("1003", &d)],
+            &server_log,
         )
     };
     a.command("dial", &format!("sip:1001@{sip}"));
@@ -1277,14 +1273,7 @@ async fn an_api_hold_outlasts_the_other_partys_own_hold_and_resume() {
     let (_server, server_log, listeners, api) = api_server(path).await;
     let sip = listeners["sip_udp"].clone();
     let (a, b, _db) = pcmu_phones(path, &sip).await;
-    let logs = || {
-        format!(
-            "1000:\n{}\n1001:\n{}\nrswitch:\n{}",
-            a.log(),
-            b.log(),
-            server_log.lock().unwrap().drain()
-        )
-    };
+    let logs = || logs_of(&[("1000", &a), ("1001", &b)], &server_log);
     a.command("dial", &format!("sip:1001@{sip}"));
     until_call_state(&api, "1001", "talking", &logs);
     let caller_uuid = api.get("/api/get_phone_uuid/1000").json()["data"]["uuid"]

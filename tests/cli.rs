@@ -241,16 +241,8 @@ fn first_start_writes_the_admin_password_once_and_serves_metrics() {
 #[test]
 fn extensions_list_csv_has_the_provisioning_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let out = rswitch_command(dir.path())
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text =
+        succeeded(rswitch_command(dir.path()).args(["extensions", "list", "--format", "csv"]));
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "number,name,group,password");
     assert_eq!(lines.len(), 501);
@@ -355,15 +347,10 @@ fn unreachable_postgres_is_retried_then_fails_clearly() {
 async fn serves_on_postgresql() {
     let url = fresh_postgres_url().await;
     let dir = tempfile::tempdir().unwrap();
-    let out = rswitch_command(dir.path())
-        .env("RSWITCH_DB_URL", &url)
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        rswitch_command(dir.path())
+            .env("RSWITCH_DB_URL", &url)
+            .arg("migrate"),
     );
     let mut cmd = rswitch_command(dir.path());
     cmd.env("RSWITCH_DB_URL", &url)

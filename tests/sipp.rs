@@ -26,17 +26,9 @@ fn scenario(name: &str) -> String {
 /// Writes a SIPp injection file for extensions `first..first+count` with their real
 /// passwords (read with `rswitch extensions list`): number; auth keyword; wrong-auth keyword.
 fn users_file(data_dir: &Path, first: u32, count: u32) -> PathBuf {
-    let out = rswitch_command(data_dir)
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let list = succeeded(rswitch_command(data_dir).args(["extensions", "list", "--format", "csv"]));
     let mut file = String::from("SEQUENTIAL\n");
-    for line in String::from_utf8(out.stdout).unwrap().lines().skip(1) {
+    for line in list.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
         let number: u32 = cells[0].parse().unwrap();
         if (first..first + count).contains(&number) {

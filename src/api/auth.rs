@@ -76,7 +76,10 @@ pub async fn keep_users_fresh(
             Ok(()) => {}
             Err(error) if !failing => {
                 failing = true;
-                tracing::warn!(%error, "the administrators can not be read again; password changes made elsewhere wait");
+                tracing::warn!(
+                    %error,
+                    "the administrators can not be read again: changes made elsewhere wait"
+                );
             }
             Err(_) => {}
         }

@@ -1578,19 +1578,7 @@ impl Service {
             .ok()
             .and_then(|sdp| agreed_from_answer(&our_offer, &sdp).ok());
         match agreed {
-            Some(agreed) => {
-                self.apply_leg_media(key, side, agreed);
-                // A late offer's answer: the caller's endpoint is configured only now, so
-                // the callee's audio can flow to it from here on.
-                if let Some(call) = self.calls.calls.get(&key)
-                    && let (Some(a), Some(b)) = (call.a_endpoint, call.b_endpoint)
-                    && side == Side::Caller
-                    && !call.holding.by(Side::Callee)
-                    && call.held_by_us != Some(Side::Caller)
-                {
-                    let _ = self.media.set_feed(a.id, FeedSpec::Endpoint(b.id));
-                }
-            }
+            Some(agreed) => self.apply_leg_media(key, side, agreed),
             None => tracing::info!(
                 uuid = %call.uuid,
                 "the ACK carried no usable answer; the leg keeps its media"
@@ -1610,6 +1598,10 @@ impl Service {
         };
         let holding = matches!(agreed.direction, Direction::RecvOnly | Direction::Inactive)
             || call.held_by_us == Some(side);
+        // A late offer's answer configures the leg only now: what it hears is set only now.
+        let first_media = call.agreed(side).is_none()
+            && call.api_playback != Some(side)
+            && call.endpoint(side.other()).is_some();
         match side {
             Side::Caller => call.a_agreed = Some(agreed.clone()),
             Side::Callee => call.b_agreed = Some(agreed.clone()),
@@ -1632,6 +1624,12 @@ impl Service {
             let feed = self.resting_feed(key, side.other());
             if let Err(error) = self.media.set_feed(other.id, feed) {
                 tracing::warn!(%uuid, %error, "media change refused");
+            }
+        }
+        if first_media {
+            let feed = self.resting_feed(key, side);
+            if let Err(error) = self.media.set_feed(endpoint.id, feed) {
+                tracing::warn!(%uuid, %error, "the first media's feed was refused");
             }
         }
         // A leg's new media (its codec rebuilt) is mixed afresh where a party joined.

@@ -320,6 +320,18 @@ pub fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStat
 }
 
 /// The password of extension `number`, read with `rswitch extensions list` on `data_dir`.
+/// Runs `cmd` (an `rswitch` command line), which must succeed (else its stderr is the
+/// panic); its standard output.
+pub fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run rswitch");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 pub fn extension_password(data_dir: &std::path::Path, number: &str) -> String {
     extension_password_in(data_dir, None, number)
 }
@@ -334,16 +346,7 @@ pub fn extension_password_in(
     if let Some(url) = db_url {
         cmd.env("RSWITCH_DB_URL", url);
     }
-    let out = cmd
-        .args(["extensions", "list", "--format", "csv"])
-        .output()
-        .expect("run rswitch");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list = String::from_utf8(out.stdout).expect("UTF-8 list");
+    let list = succeeded(cmd.args(["extensions", "list", "--format", "csv"]));
     let line = list
         .lines()
         .find(|l| l.split(',').next() == Some(number))

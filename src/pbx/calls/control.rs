@@ -96,47 +96,37 @@ impl Service {
         calls.sort_by_key(|(key, call)| (call.start, **key));
         calls
             .into_iter()
-            .map(|(_, call)| Self::view_of(call))
+            .map(|(_, call)| self.view_of(call, false))
             .collect()
     }
 
     /// The call in progress of which `uuid` names a leg, with each leg's RTP counters.
     fn call_view(&self, uuid: &str) -> Result<CallView, ControlError> {
         let uuid = uuid.trim();
-        let call = self
-            .calls
-            .calls
-            .values()
-            .filter(|call| call.stage != Stage::Ended)
-            .find(|call| {
-                call.uuid == uuid || (!call.bleg_uuid.is_empty() && call.bleg_uuid == uuid)
-            })
-            .ok_or_else(|| {
-                ControlError::NotFound(format!("no call in progress has the uuid {uuid:?}"))
-            })?;
-        let mut view = Self::view_of(call);
-        for leg in &mut view.legs {
-            let side = if leg.side == "caller" {
-                Side::Caller
-            } else {
-                Side::Callee
-            };
-            leg.rtp = call
-                .endpoint(side)
-                .and_then(|endpoint| self.media.counters(endpoint.id))
-                .map(|counters| RtpView {
-                    packets_received: counters.packets_in,
-                    packets_sent: counters.packets_out,
-                    octets_sent: counters.octets_out,
-                    concealed: counters.concealed,
-                    rejected_source: counters.rejected_source,
-                });
-        }
-        Ok(view)
+        let (key, _) = self.leg_of_uuid(uuid).ok_or_else(|| {
+            ControlError::NotFound(format!("no call in progress has the uuid {uuid:?}"))
+        })?;
+        Ok(self.view_of(&self.calls.calls[&key], true))
     }
 
-    /// How the admin API shows `call` (without RTP counters).
-    fn view_of(call: &Call) -> CallView {
+    /// The leg named by `uuid` in a call in progress, and its call.
+    pub(super) fn leg_of_uuid(&self, uuid: &str) -> Option<(CallKey, Side)> {
+        self.calls.calls.iter().find_map(|(key, call)| {
+            if call.stage == Stage::Ended || uuid.is_empty() {
+                None
+            } else if call.uuid == uuid {
+                Some((*key, Side::Caller))
+            } else if call.bleg_uuid == uuid {
+                Some((*key, Side::Callee))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// How the admin API shows `call`; `with_rtp`: with each leg's RTP counters, asked of
+    /// its media thread.
+    fn view_of(&self, call: &Call, with_rtp: bool) -> CallView {
         let leg = |side: Side| {
             let (uuid, agreed) = match side {
                 Side::Caller => (&call.uuid, call.a_agreed.as_ref()),
@@ -157,7 +147,17 @@ impl Service {
                     .map(|r| r.to_string())
                     .unwrap_or_default(),
                 held: call.holding.by(side) || call.held_by_us == Some(side),
-                rtp: None,
+                rtp: call
+                    .endpoint(side)
+                    .filter(|_| with_rtp)
+                    .and_then(|endpoint| self.media.counters(endpoint.id))
+                    .map(|counters| RtpView {
+                        packets_received: counters.packets_in,
+                        packets_sent: counters.packets_out,
+                        octets_sent: counters.octets_out,
+                        concealed: counters.concealed,
+                        rejected_source: counters.rejected_source,
+                    }),
             }
         };
         let mut legs = vec![leg(Side::Caller)];

@@ -247,18 +247,8 @@ impl Service {
         match name {
             LegName::Phone(phone) => self.joined_leg(phone),
             LegName::Uuid(uuid) => {
-                let found = self.calls.calls.iter().find_map(|(key, call)| {
-                    if call.stage == Stage::Ended {
-                        None
-                    } else if call.uuid == *uuid {
-                        Some((*key, Side::Caller))
-                    } else if call.bleg_uuid == *uuid {
-                        Some((*key, Side::Callee))
-                    } else {
-                        None
-                    }
-                });
-                let (key, side) = found
+                let (key, side) = self
+                    .leg_of_uuid(uuid)
                     .ok_or_else(|| ControlError::NotFound(format!("no leg has uuid {uuid}")))?;
                 let call = &self.calls.calls[&key];
                 if call.stage != Stage::Bridged
